@@ -1,0 +1,162 @@
+"""HTTP layer: Label Studio's ML backend protocol on Flask. Routes parse the request, call the backend,
+and turn results and errors into JSON; nothing else lives here. gunicorn target: `_wsgi:create_app()`."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hmac
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from model import TemporalBackend
+from utils.errors import BackendError, BadRequestError, UnauthorizedError
+from utils.metrics import RequestMetrics
+from utils.settings import Settings
+
+logger = logging.getLogger("backend.http")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s [%(process)d %(name)s] %(message)s",
+    )
+    logging.getLogger().setLevel(getattr(logging, level, logging.INFO))
+
+
+def json_body() -> dict[str, Any]:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise BadRequestError("the request body must be a JSON object")
+    return payload
+
+
+def require(payload: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = payload.get(key)
+    if value is None or not isinstance(value, kind) or isinstance(value, bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise BadRequestError(f"'{key}' is required and must be {names}, got {type(value).__name__}")
+    return value
+
+
+def basic_auth_ok(header: str | None, user: str, password: str) -> bool:
+    """Constant-time comparison of an `Authorization: Basic ...` header with the configured pair."""
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return hmac.compare_digest((header or "").encode(), expected.encode())
+
+
+def create_app(settings: Settings | None = None, backend: TemporalBackend | None = None) -> Flask:
+    """Build the app; tests pass their own settings (temp dirs) or a backend with test control models."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    settings.model_dir.mkdir(parents=True, exist_ok=True)
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    backend = backend or TemporalBackend(settings)
+    metrics = RequestMetrics()
+    app = Flask(__name__)
+    app.config["BACKEND"] = backend
+    app.json.sort_keys = False
+
+    @app.before_request
+    def start_and_authenticate() -> None:
+        g.started = time.perf_counter()
+        if settings.basic_auth_enabled and not basic_auth_ok(
+            request.headers.get("Authorization"), settings.basic_auth_user, settings.basic_auth_pass
+        ):
+            raise UnauthorizedError("basic auth required")
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        if request.url_rule is not None and "started" in g:
+            metrics.record(request.url_rule.rule, response.status_code, time.perf_counter() - g.started)
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="ml-backend"'
+        return response
+
+    @app.errorhandler(BackendError)
+    def backend_error(exc: BackendError) -> tuple[Response, int]:
+        logger.warning(
+            "%s %s -> %d %s: %s", request.method, request.path, exc.status, type(exc).__name__, exc
+        )
+        return jsonify({"error": type(exc).__name__, "message": str(exc)}), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        return jsonify({"error": exc.name, "message": exc.description}), status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Response, int]:
+        logger.exception("%s %s failed", request.method, request.path)
+        return jsonify({"error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}), 500
+
+    @app.get("/")
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify(backend.health())
+
+    @app.post("/setup")
+    def setup() -> Response:
+        payload = json_body()
+        return jsonify(
+            backend.setup(
+                project=require(payload, "project", (str, int)),
+                label_config=require(payload, "schema", str),
+                hostname=payload.get("hostname") or "",
+                access_token=payload.get("access_token") or "",
+            )
+        )
+
+    @app.post("/predict")
+    def predict() -> Response:
+        payload = json_body()
+        tasks = require(payload, "tasks", list)
+        if not tasks:
+            raise BadRequestError("'tasks' is empty: nothing to predict")
+        return jsonify(
+            backend.predict(
+                tasks=tasks,
+                project=require(payload, "project", (str, int)),
+                label_config=require(payload, "label_config", str),
+            )
+        )
+
+    @app.post("/webhook")
+    def webhook() -> Response:
+        payload = json_body()
+        action = require(payload, "action", str)
+        return jsonify(backend.handle_event(action, payload))
+
+    @app.get("/metrics")
+    def metrics_route() -> Response:
+        training = backend.jobs.status()
+        return jsonify(
+            {
+                "routes": metrics.snapshot(),
+                "trainings": {
+                    "run": sum(s["runs"] for s in training.values()),
+                    "failed": sum(s["failures"] for s in training.values()),
+                },
+                "projects": {pid: s.get("last") for pid, s in training.items()},
+            }
+        )
+
+    return app
+
+
+def main() -> None:
+    """Development server; production runs gunicorn (see README)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9090)
+    args = parser.parse_args()
+    create_app().run(host=args.host, port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

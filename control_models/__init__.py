@@ -1,0 +1,1 @@
+"""One ControlModel subclass per supported control tag."""

@@ -1,0 +1,136 @@
+"""The contract between model.py and one control tag's model (one subclass per tag)."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from label_studio_sdk.label_interface.control_tags import ControlTag
+
+from utils.errors import LabelConfigError, TaskError
+from utils.media import MediaResolver
+from utils.resources import ResourceCache
+from utils.settings import Settings
+from utils.storage import ControlStore
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a control model may touch: its own store, media access, settings and shared caches."""
+
+    project_id: str
+    store: ControlStore
+    media: MediaResolver
+    settings: Settings
+    resources: ResourceCache = field(default_factory=ResourceCache)
+
+
+@dataclass(frozen=True)
+class AnnotatedTask:
+    """One task as training data for one control: the chosen annotation's regions of that control only."""
+
+    task_id: int
+    data: dict[str, Any]
+    regions: list[dict[str, Any]]
+
+
+class ControlModel(ABC):
+    """Predicts and learns the regions of one control tag (e.g. a `<TimelineLabels>`) of one project.
+
+    Subclasses set `tag` and `object_tags`, validate their attributes in `create()`, and implement
+    `predict_regions()` and `fit()`. Construction does no work; `create()` is where config errors surface.
+    """
+
+    tag: ClassVar[str]
+    object_tags: ClassVar[tuple[str, ...]]
+
+    def __init__(self, control: ControlTag, context: ModelContext):
+        self.control = control
+        self.context = context
+        self.from_name: str = control.name
+        self.to_name: str = control.to_name[0]
+        self.object_tag = control.objects[0]
+        self.value_key: str = self.object_tag.value_name
+        self.labels: list[str] = list(control.labels)
+
+    # --- dispatch -------------------------------------------------------------------------
+    @classmethod
+    def is_control_matched(cls, control: ControlTag) -> bool:
+        return (
+            control.tag == cls.tag and len(control.objects) > 0 and control.objects[0].tag in cls.object_tags
+        )
+
+    @classmethod
+    def create(cls, control: ControlTag, context: ModelContext) -> ControlModel:
+        """Build the model for this control, raising LabelConfigError when its attributes are unusable."""
+        if not control.labels:
+            raise LabelConfigError(f"<{cls.tag} name={control.name!r}> has no <Label> children")
+        model = cls(control, context)
+        model.validate()
+        return model
+
+    def validate(self) -> None:
+        """Check the tag's attributes; subclasses raise LabelConfigError with the attribute's name."""
+        return None
+
+    # --- work -----------------------------------------------------------------------------
+    @abstractmethod
+    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        """Regions for one task (may be empty before training); raise TaskError when the task is unusable."""
+
+    @abstractmethod
+    def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
+        """Train on all annotated tasks of the project, save a new version, and return its metrics.
+        Return `{"skipped": reason}` without saving when there is nothing to learn."""
+
+    @property
+    def version(self) -> str:
+        """The saved version this model predicts with, or a fixed name before any training."""
+        return self.context.store.current_version() or "untrained"
+
+    # --- helpers for subclasses ------------------------------------------------------------
+    def attr(self, name: str, default: T, cast: Callable[[str], T]) -> T:
+        """A tag attribute converted by `cast`; a bad value is a config error that names the attribute."""
+        raw = self.control.attr.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return cast(raw)
+        except (TypeError, ValueError) as exc:
+            raise LabelConfigError(
+                f"<{self.tag} name={self.from_name!r}> attribute {name}={raw!r} is invalid: {exc}"
+            ) from exc
+
+    def task_value(self, task: dict[str, Any]) -> Any:
+        """The task data this control's object tag points at (`$video` -> task['data']['video'])."""
+        data = task.get("data") or {}
+        if self.value_key not in data:
+            raise TaskError(f"task {task.get('id')} has no data field {self.value_key!r}")
+        return data[self.value_key]
+
+    def region(self, value: dict[str, Any], score: float) -> dict[str, Any]:
+        """One prediction region of this control, in Label Studio's result format."""
+        return {
+            "id": uuid.uuid4().hex[:10],
+            "from_name": self.from_name,
+            "to_name": self.to_name,
+            "type": self.tag.lower(),
+            "origin": "prediction",
+            "value": value,
+            "score": float(score),
+        }
+
+
+def parse_bool(raw: str) -> bool:
+    """Tag attributes are strings: 'true'/'1'/'yes' are true, 'false'/'0'/'no' false."""
+    value = raw.strip().lower()
+    if value in {"true", "1", "yes", "on"}:
+        return True
+    if value in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")

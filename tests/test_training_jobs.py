@@ -1,0 +1,147 @@
+"""Background training: fast webhooks, one training per project at a time, bursts coalesced, failures kept."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.app_factory import VIDEO_CONFIG, annotation_event, make_app, make_backend
+from tests.recording_control import RecordingTimelineModel
+from utils.settings import Settings
+
+
+def fit_log(settings) -> list[dict]:
+    path = Path(settings.model_dir) / "fit-log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture()
+def slow_fit(monkeypatch):
+    monkeypatch.setattr(RecordingTimelineModel, "fit_seconds", 1.5)
+
+
+def test_webhook_answers_within_a_second_while_training_runs(settings, slow_fit) -> None:
+    app = make_app(settings)
+    client = app.test_client()
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    time.sleep(0.3)  # the first training is running now
+    assert app.config["BACKEND"].jobs.status()["1"]["state"] == "running"
+    started = time.perf_counter()
+    response = client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
+    assert response.status_code == 200
+    assert time.perf_counter() - started < 1.0
+    app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+
+
+def test_burst_of_ten_events_trains_at_most_twice(settings, slow_fit) -> None:
+    app = make_app(settings)
+    client = app.test_client()
+    for i in range(10):
+        client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", i + 1, i + 1, "Ball"))
+    state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+    assert 1 <= len(fit_log(settings)) <= 2
+    assert state["trained"] == state["requested"] == 10
+    # the last training saw every annotation of the burst
+    meta = app.config["BACKEND"].store.control_store("1", "label").load_meta()
+    assert sorted(meta["task_ids"]) == list(range(1, 11))
+
+
+def test_two_workers_never_train_one_project_at_once(settings, slow_fit) -> None:
+    workers = [make_backend(settings), make_backend(settings)]  # two processes' worth of state, one model dir
+    for i, backend in enumerate(workers):
+        backend.handle_event(
+            "ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", i + 1, i + 1, "Ball")
+        )
+    for backend in workers:
+        backend.jobs.wait_idle("1", timeout_s=30)
+    runs = sorted(fit_log(settings), key=lambda r: r["start"])
+    assert len(runs) >= 1
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert earlier["end"] <= later["start"]
+
+
+def test_failed_training_is_counted_and_previous_model_keeps_serving(settings, monkeypatch) -> None:
+    app = make_app(settings)
+    backend = app.config["BACKEND"]
+    backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    backend.jobs.wait_idle("1")
+    version = backend.model_version("1", VIDEO_CONFIG)
+
+    def explode(self, tasks):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(RecordingTimelineModel, "fit", explode)
+    backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
+    state = backend.jobs.wait_idle("1")
+    assert state["failures"] == 1 and state["last"]["status"] == "failed"
+    assert "out of memory" in state["last"]["error"]
+    assert backend.model_version("1", VIDEO_CONFIG) == version
+    assert backend.store.control_store("1", "label").load() is not None
+    metrics = app.test_client().get("/metrics").get_json()
+    assert metrics["trainings"] == {"run": 2, "failed": 1}
+
+
+def test_each_training_gives_a_new_model_version(settings) -> None:
+    backend = make_backend(settings)
+    before = backend.model_version("1", VIDEO_CONFIG)
+    backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    backend.jobs.wait_idle("1")
+    first = backend.model_version("1", VIDEO_CONFIG)
+    backend.handle_event(
+        "START_TRAINING", {"action": "START_TRAINING", "project": {"id": 1, "label_config": VIDEO_CONFIG}}
+    )
+    backend.jobs.wait_idle("1")
+    assert len({before, first, backend.model_version("1", VIDEO_CONFIG)}) == 3
+
+
+def test_deleted_and_cancelled_annotations_are_not_trained_on(settings) -> None:
+    backend = make_backend(settings)
+    backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    skipped = annotation_event("ANNOTATION_CREATED", 2, 2, "Goal")
+    skipped["annotation"]["was_cancelled"] = True
+    backend.handle_event("ANNOTATION_CREATED", skipped)
+    backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 3, 3, "Goal"))
+    backend.handle_event(
+        "ANNOTATIONS_DELETED",
+        {
+            "action": "ANNOTATIONS_DELETED",
+            "annotations": [{"id": 3}],
+            "project": {"id": 1, "label_config": VIDEO_CONFIG},
+        },
+    )
+    backend.jobs.wait_idle("1")
+    meta = backend.store.control_store("1", "label").load_meta()
+    assert meta["task_ids"] == [1]
+
+
+def _train_in_child(environ: dict) -> None:
+    backend = make_backend(Settings.from_env(environ))
+    backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))
+    backend.jobs.wait_idle("1")
+
+
+def test_model_trained_in_one_process_is_used_by_another(settings, shared_data) -> None:
+    app = make_app(settings)  # this process serves predictions
+    client = app.test_client()
+    video = str(shared_data / "video/spliced/spliced_train0.mp4")
+    payload = {
+        "tasks": [{"id": 1, "data": {"video": video}}],
+        "project": "1.123",
+        "label_config": VIDEO_CONFIG,
+    }
+    before = client.post("/predict", json=payload).get_json()["results"][0]
+    assert before["result"] == []
+    child = multiprocessing.get_context("spawn").Process(
+        target=_train_in_child,
+        args=({"MODEL_DIR": str(settings.model_dir), "CACHE_DIR": str(settings.cache_dir)},),
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    after = client.post("/predict", json=payload).get_json()["results"][0]
+    assert after["model_version"] != before["model_version"]
+    assert after["result"][0]["value"]["timelinelabels"] == ["Goal"]

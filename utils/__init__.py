@@ -1,0 +1,1 @@
+"""Shared machinery: media access, storage, jobs, features, nets and converters. Never imports upward."""

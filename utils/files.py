@@ -1,0 +1,59 @@
+"""Safe file names and atomic writes: a crash mid-write never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_name(value: object, max_length: int = 64) -> str:
+    """A file-name-safe form of an id or control name; distinct inputs stay distinct."""
+    text = str(value)
+    cleaned = _UNSAFE.sub("_", text).strip("._") or "_"
+    if cleaned == text and len(text) <= max_length:
+        return cleaned
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{cleaned[: max_length - 11]}-{digest}"
+
+
+def ensure_inside(path: Path, root: Path) -> Path:
+    """Resolve `path` and refuse it unless it lies inside `root`."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValueError(f"path {path} escapes {root}")
+    return resolved
+
+
+def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
+    """Call `writer` on a temp file beside `path`, fsync it, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, sort_keys=True)))
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """Read JSON, treating a missing or unreadable file as `default`."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default

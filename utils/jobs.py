@@ -1,0 +1,138 @@
+"""Background training jobs, one project at a time, coalescing bursts of requests.
+
+Each request bumps the project's `requested` counter in a JSON state file. A job takes the project's training
+lock (shared by all worker processes), and trains only if `trained < requested`, then records the requested
+count it covered. So a burst of events during one training collapses into one more training on the newest
+data, and two processes never train one project at once. `request()` and `status()` are the whole interface:
+a distributed queue can replace this class without touching anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from utils.files import read_json, safe_name, write_json_atomic
+from utils.locks import file_lock, is_locked
+
+logger = logging.getLogger(__name__)
+
+TrainFn = Callable[[str], dict[str, Any]]
+
+
+class TrainingJobs:
+    """Runs `train(project_id)` in a background thread of this process."""
+
+    def __init__(self, state_root: Path, train: TrainFn):
+        self.state_root = state_root
+        self._train = train
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._pending: set[str] = set()
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # --- files -----------------------------------------------------------------------------
+    def _dir(self, project_id: str) -> Path:
+        return self.state_root / safe_name(project_id)
+
+    def _read(self, project_id: str) -> dict[str, Any]:
+        state = read_json(self._dir(project_id) / "jobs.json", default={})
+        base = {"requested": 0, "trained": 0, "runs": 0, "failures": 0, "state": "idle", "last": None}
+        return {**base, **state} if isinstance(state, dict) else base
+
+    def _update(self, project_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        with file_lock(self._dir(project_id) / "jobs.lock"):
+            state = self._read(project_id)
+            change(state)
+            write_json_atomic(self._dir(project_id) / "jobs.json", state)
+            return state
+
+    # --- interface -------------------------------------------------------------------------
+    def request(self, project_id: str) -> dict[str, Any]:
+        """Ask for a training of `project_id` on its newest data; returns at once."""
+
+        def bump(state: dict[str, Any]) -> None:
+            state["requested"] += 1
+            if state["state"] == "idle":
+                state["state"] = "queued"
+
+        state = self._update(project_id, bump)
+        with self._guard:
+            if project_id not in self._pending:
+                self._pending.add(project_id)
+                self._queue.put(project_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="training-jobs", daemon=True)
+                self._thread.start()
+        return state
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Every known project's job state, as seen by all processes."""
+        result: dict[str, dict[str, Any]] = {}
+        if not self.state_root.is_dir():
+            return result
+        for project_dir in sorted(self.state_root.iterdir()):
+            if not (project_dir / "jobs.json").is_file():
+                continue
+            state = self._read(project_dir.name)
+            if state["state"] == "running" and not is_locked(project_dir / "train.lock"):
+                state["state"] = "queued" if state["requested"] > state["trained"] else "idle"
+            result[project_dir.name] = state
+        return result
+
+    def wait_idle(self, project_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Block until every request of `project_id` is handled (tests, CLI tools)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = self.status().get(safe_name(project_id))
+            if state and state["trained"] >= state["requested"] and state["state"] == "idle":
+                return state
+            time.sleep(0.05)
+        raise TimeoutError(f"training of project {project_id} still busy after {timeout_s}s")
+
+    # --- worker ----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            project_id = self._queue.get()
+            with self._guard:
+                self._pending.discard(project_id)
+            try:
+                self._run_once(project_id)
+            except Exception:  # noqa: BLE001 - the worker thread must survive anything
+                logger.exception("training bookkeeping failed for project %s", project_id)
+
+    def _run_once(self, project_id: str) -> None:
+        with file_lock(self._dir(project_id) / "train.lock"):
+            target = self._read(project_id)["requested"]
+            if self._read(project_id)["trained"] >= target:
+                return  # another process already trained on these requests
+
+            def start(state: dict[str, Any]) -> None:
+                state["state"] = "running"
+                state["started_at"] = time.time()
+
+            self._update(project_id, start)
+            started = time.monotonic()
+            outcome: dict[str, Any]
+            try:
+                result = self._train(project_id)
+                outcome = {"status": "finished", "error": None, **result}
+                logger.info("project %s trained in %.1fs", project_id, time.monotonic() - started)
+            except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the old model keeps serving
+                logger.error("training of project %s failed: %s", project_id, exc, exc_info=True)
+                outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            outcome.update(finished_at=time.time(), duration_s=round(time.monotonic() - started, 3))
+
+            def finish(state: dict[str, Any]) -> None:
+                state["trained"] = max(state["trained"], target)
+                state["runs"] += 1
+                state["failures"] += outcome["status"] == "failed"
+                state["last"] = outcome
+                state["state"] = "queued" if state["requested"] > state["trained"] else "idle"
+
+            self._update(project_id, finish)

@@ -1,0 +1,142 @@
+"""Turning a task's media reference into a local file: Label Studio URLs, http(s), cloud URIs via
+Label Studio's presign endpoint, and local paths under configured roots. Downloads are bounded and cached."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+import requests
+
+from utils.errors import MediaError
+from utils.files import write_atomic
+from utils.ls_auth import LabelStudioCredentials
+
+logger = logging.getLogger(__name__)
+
+CLOUD_SCHEMES = ("s3:", "gs:", "azure-blob:")
+CHUNK = 1 << 20
+
+
+class MediaResolver:
+    """Resolves media for one project. `credentials` point at the Label Studio that owns the tasks."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        credentials: LabelStudioCredentials | None = None,
+        local_roots: tuple[Path, ...] = (),
+        local_files_document_root: Path | None = None,
+        max_bytes: int = 2 * 1024**3,
+        timeout_s: float = 60.0,
+    ):
+        self.cache_dir = cache_dir
+        self.credentials = credentials
+        self.local_roots = local_roots
+        self.local_files_document_root = local_files_document_root
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+
+    def resolve(self, reference: str, task_id: int | None = None) -> Path:
+        """A readable local path for `reference`, or MediaError saying which reference failed and why."""
+        if not isinstance(reference, str) or not reference.strip():
+            raise MediaError(f"media reference {reference!r} is empty or not a string")
+        reference = reference.strip()
+        if reference.startswith(CLOUD_SCHEMES):
+            return self._download(self._presign_url(reference, task_id), reference)
+        if reference.startswith("/data/"):
+            local = self._local_files_path(reference)
+            if local is not None:
+                return local
+            return self._download(self._label_studio_url(reference), reference)
+        parsed = urlparse(reference)
+        if parsed.scheme in ("http", "https"):
+            return self._download(reference, reference)
+        if parsed.scheme == "file":
+            return self._local_path(Path(unquote(parsed.path)), reference)
+        if parsed.scheme == "":
+            return self._local_path(Path(reference), reference)
+        raise MediaError(f"media {reference!r}: unsupported URL scheme {parsed.scheme!r}")
+
+    # --- local files -----------------------------------------------------------------------
+    def _local_path(self, path: Path, reference: str) -> Path:
+        resolved = path.expanduser().resolve()
+        if not any(resolved.is_relative_to(root) for root in self.local_roots):
+            raise MediaError(
+                f"media {reference!r}: local paths are only read under MEDIA_ROOTS "
+                f"({', '.join(map(str, self.local_roots)) or 'none configured'})"
+            )
+        if not resolved.is_file():
+            raise MediaError(f"media {reference!r}: no such file")
+        return resolved
+
+    def _local_files_path(self, reference: str) -> Path | None:
+        """`/data/local-files/?d=x` read straight from disk when Label Studio's document root is shared."""
+        root = self.local_files_document_root
+        if root is None or not reference.startswith("/data/local-files/"):
+            return None
+        relative = parse_qs(urlparse(reference).query).get("d", [""])[0]
+        candidate = (root / unquote(relative)).resolve()
+        if candidate.is_relative_to(root) and candidate.is_file():
+            return candidate
+        return None
+
+    # --- remote files ----------------------------------------------------------------------
+    def _label_studio_url(self, reference: str) -> str:
+        if self.credentials is None or not self.credentials.url:
+            raise MediaError(
+                f"media {reference!r} is relative to Label Studio, but LABEL_STUDIO_URL is not set "
+                "and /setup gave no hostname"
+            )
+        return f"{self.credentials.url}{reference}"
+
+    def _presign_url(self, reference: str, task_id: int | None) -> str:
+        if task_id is None:
+            raise MediaError(f"media {reference!r}: a cloud URI needs the task id to presign")
+        encoded = base64.urlsafe_b64encode(reference.encode()).decode()
+        return self._label_studio_url(f"/tasks/{task_id}/presign/?fileuri={encoded}")
+
+    def _headers_for(self, url: str) -> dict[str, str]:
+        creds = self.credentials
+        if creds is None or not creds.url:
+            return {}
+        if urlparse(url).netloc != urlparse(creds.url).netloc:
+            return {}  # never send our Label Studio key to a third-party host
+        return creds.headers()
+
+    def _download(self, url: str, reference: str) -> Path:
+        suffix = Path(urlparse(reference).path).suffix[:10] or ".bin"
+        key = hashlib.sha256(reference.encode()).hexdigest()[:32]
+        target = self.cache_dir / "media" / f"{key}{suffix}"
+        if target.is_file() and target.stat().st_size > 0:
+            return target
+        logger.info("downloading media %s", reference)
+        try:
+            with requests.get(
+                url, headers=self._headers_for(url), stream=True, timeout=self.timeout_s
+            ) as response:
+                if response.status_code >= 400:
+                    raise MediaError(f"media {reference!r}: HTTP {response.status_code} from {url}")
+                declared = int(response.headers.get("Content-Length") or 0)
+                if declared > self.max_bytes:
+                    raise MediaError(f"media {reference!r}: {declared} bytes exceeds MEDIA_MAX_BYTES")
+                write_atomic(target, lambda tmp: self._stream_to(response, tmp, reference))
+        except requests.RequestException as exc:
+            raise MediaError(f"media {reference!r}: download failed: {exc}") from exc
+        return target
+
+    def _stream_to(self, response: requests.Response, path: Path, reference: str) -> None:
+        written = 0
+        with open(path, "wb") as handle:
+            for chunk in response.iter_content(CHUNK):
+                written += len(chunk)
+                if written > self.max_bytes:
+                    raise MediaError(f"media {reference!r}: larger than MEDIA_MAX_BYTES")
+                handle.write(chunk)
+        if written == 0:
+            raise MediaError(f"media {reference!r}: empty response")
+        os.utime(path)
