@@ -3,6 +3,9 @@ no --preload, since a torch op in the master deadlocks forked workers."""
 
 import os
 
+# Busy-waiting OpenMP threads starve each other on small shared machines (see README).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '9090')}"
 workers = int(os.environ.get("WORKERS", "1"))
 threads = int(os.environ.get("THREADS", "8"))

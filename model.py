@@ -8,6 +8,7 @@ import logging
 import threading
 from typing import Any
 
+import torch
 from label_studio_sdk.label_interface import LabelInterface
 
 from control_models.base import AnnotatedTask, ControlModel, ModelContext
@@ -57,6 +58,7 @@ class TemporalBackend:
 
     def __init__(self, settings: Settings, control_classes: list[type[ControlModel]] | None = None):
         self.settings = settings
+        torch.set_num_threads(settings.torch_threads)
         self.store = ModelStore(settings.model_dir)
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)

@@ -59,3 +59,8 @@ def test_safe_name_never_escapes(tmp_path, name) -> None:
 
 def test_distinct_names_stay_distinct() -> None:
     assert safe_name("a/b") != safe_name("a_b")
+
+
+def test_settings_never_show_secrets(settings) -> None:
+    secret = settings.with_overrides(label_studio_api_key="tok-123", basic_auth_pass="pw-456")
+    assert "tok-123" not in repr(secret) and "pw-456" not in repr(secret)

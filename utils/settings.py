@@ -9,12 +9,6 @@ from pathlib import Path
 from types import MappingProxyType
 
 
-def _flag(value: str | None, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _paths(value: str | None) -> tuple[Path, ...]:
     if not value:
         return ()
@@ -29,9 +23,9 @@ class Settings:
     cache_dir: Path
     log_level: str = "INFO"
     label_studio_url: str = ""
-    label_studio_api_key: str = ""
+    label_studio_api_key: str = field(default="", repr=False)
     basic_auth_user: str = ""
-    basic_auth_pass: str = ""
+    basic_auth_pass: str = field(default="", repr=False)
     torch_threads: int = 2
     media_roots: tuple[Path, ...] = ()
     model_roots: tuple[Path, ...] = ()
@@ -39,10 +33,9 @@ class Settings:
     media_max_bytes: int = 2 * 1024**3
     media_timeout_s: float = 60.0
     feature_cache_max_bytes: int = 5 * 1024**3
-    train_in_process: bool = True
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +58,6 @@ class Settings:
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", str(2 * 1024**3))),
             media_timeout_s=float(env.get("MEDIA_TIMEOUT", "60")),
             feature_cache_max_bytes=int(env.get("FEATURE_CACHE_MAX_BYTES", str(5 * 1024**3))),
-            train_in_process=_flag(env.get("TRAIN_IN_PROCESS"), default=True),
             env=MappingProxyType(env),
         )
 

@@ -6,6 +6,7 @@ import logging
 import shutil
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ class ControlStore:
         return pointer.get("version") if isinstance(pointer, dict) else None
 
     def save(self, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
-        version = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        version = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:6]}"  # sorts by time
         version_dir = self.root / "versions" / version
         version_dir.mkdir(parents=True)
         write_atomic(version_dir / "model.pt", lambda tmp: torch.save(state_dict, tmp))
