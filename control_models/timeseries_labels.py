@@ -1,0 +1,353 @@
+"""`<TimeSeriesLabels>` on a `<TimeSeries>`: segments CSV / inline-JSON signals into labelled ranges and instants.
+
+Model form. Training data decides it, and the saved metadata records it:
+- "exclusive" when no sample of the training data carries two labels: softmax over background + labels,
+  decoded by a Viterbi path with a switch cost, so each sample gets one label or none;
+- "multilabel" when labels overlap (a region with several labels, or overlapping regions): a sigmoid per
+  label (background = none on), each label decoded on its own around `model_score_threshold`.
+Labels whose training regions are mostly instants (double click, start == end) are learnt on a few samples
+around the instant and predicted as one instant at the peak of each detected run.
+
+One sequence per task: windows never cross task borders. Channels are standardized with the training
+statistics saved beside the weights. Early stopping uses held-out tasks (three tasks or more) or, with fewer
+tasks, held-out blocks spread over every task (see `utils.sequence_net.holdout_split`).
+
+Tag attributes (TimelineLabels' names; the reference backend's environment variables are the defaults):
+`model_classifier_epochs` (TRAIN_EPOCHS), `model_classifier_sequence_size` (SEQUENCE_SIZE, samples per
+window), `model_classifier_hidden_size` (HIDDEN_SIZE), `model_classifier_num_layers` (NUM_LAYERS, GRU layers),
+`model_classifier_f1_threshold` (MIN_CLASS_F1_THRESHOLD) and `model_classifier_accuracy_threshold`
+(BALANCED_ACCURACY_THRESHOLD): stop once held-out macro-F1 and accuracy reach both; USE_CLASS_WEIGHTS
+toggles the class-balanced loss. `model_score_threshold`: a label's per-sample probability to count as on
+(multilabel, default 0.5) and, when set, the lowest segment score reported. `model_min_duration` and
+`model_merge_gap` (time column units; seconds for date-time axes): shortest segment kept and longest gap
+bridged; by default half the shortest typical training range.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+
+from control_models.base import AnnotatedTask, ControlModel, parse_bool
+from utils.errors import LabelConfigError, TaskError
+from utils.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
+from utils.sequence_net import (
+    NetConfig,
+    SequenceNet,
+    TrainConfig,
+    holdout_split,
+    predict_logits,
+    probabilities,
+    train,
+)
+from utils.timeseries_reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
+from utils.timeseries_regions import regions_to_targets, sample_period, segment_value
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
+SWITCH_COST_PER_SAMPLE = 0.5  # Viterbi switch cost, in nats per sample of the shortest segment
+
+
+def _positive(cast: type) -> Any:
+    def convert(raw: str) -> Any:
+        value = cast(raw)
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    return convert
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+class TimeSeriesLabelsModel(ControlModel):
+    tag: ClassVar[str] = "TimeSeriesLabels"
+    object_tags: ClassVar[tuple[str, ...]] = ("TimeSeries",)
+
+    def __init__(self, control: Any, context: Any):
+        super().__init__(control, context)
+        self._lock = threading.Lock()
+        self._loaded: tuple[str, SequenceNet, dict[str, Any]] | None = None
+        self._warned_untrained = False
+
+    # --- configuration ---------------------------------------------------------------------
+    def _env(self, name: str, default: T, cast: Callable[[str], T]) -> T:
+        """A default from the settings' environment snapshot; a bad value names the variable."""
+        raw = self.context.settings.env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return cast(raw)
+        except (TypeError, ValueError) as exc:
+            raise LabelConfigError(f"environment variable {name}={raw!r} is invalid: {exc}") from exc
+
+    def validate(self) -> None:
+        env = self._env
+        obj = self.object_tag.attr
+        value_type = obj.get("valueType", "url") or "url"
+        if value_type not in ("url", "json"):
+            raise LabelConfigError(
+                f"<TimeSeries name={self.to_name!r}> valueType={value_type!r} must be url or json"
+            )
+        self.spec = SeriesSpec(
+            value_type=value_type,
+            time_column=obj.get("timeColumn", "") or "",
+            sep=obj.get("sep", ",") or ",",
+            time_format=obj.get("timeFormat", "") or "",
+            channels=channel_columns(list(self.object_tag.children or [])),
+            max_rows=env("TIMESERIES_MAX_ROWS", DEFAULT_MAX_ROWS, _positive(int)),
+        )
+        self.train_config = TrainConfig(
+            epochs=self.attr(
+                "model_classifier_epochs", env("TRAIN_EPOCHS", 60, _positive(int)), _positive(int)
+            ),
+            sequence_size=self.attr(
+                "model_classifier_sequence_size", env("SEQUENCE_SIZE", 512, _positive(int)), _positive(int)
+            ),
+            f1_threshold=self.attr(
+                "model_classifier_f1_threshold", env("MIN_CLASS_F1_THRESHOLD", 0.95, _fraction), _fraction
+            ),
+            accuracy_threshold=self.attr(
+                "model_classifier_accuracy_threshold",
+                env("BALANCED_ACCURACY_THRESHOLD", 1.0, _fraction),
+                _fraction,
+            ),
+            class_weights=env("USE_CLASS_WEIGHTS", True, parse_bool),
+        )
+        self.hidden_size = self.attr(
+            "model_classifier_hidden_size", env("HIDDEN_SIZE", 64, _positive(int)), _positive(int)
+        )
+        self.num_layers = self.attr(
+            "model_classifier_num_layers", env("NUM_LAYERS", 1, _positive(int)), _positive(int)
+        )
+        self.score_threshold: float | None = self.attr("model_score_threshold", None, _fraction)
+        self.min_duration: float | None = self.attr("model_min_duration", None, _positive(float))
+        self.merge_gap: float | None = self.attr("model_merge_gap", None, _positive(float))
+
+    # --- data ------------------------------------------------------------------------------
+    def load_series(self, task: dict[str, Any]) -> Series:
+        """The task's signal, from a URL (Label Studio, cloud, local) or inline JSON."""
+        value = self.task_value(task)
+        task_id = task.get("id")
+        if isinstance(value, dict | list):
+            return read_series(value, self.spec, task_id)
+        if self.spec.value_type == "json":
+            try:
+                return read_series(json.loads(value), self.spec, task_id)
+            except (TypeError, json.JSONDecodeError) as exc:
+                raise TaskError(
+                    f"task {task_id}: valueType='json' but {self.value_key!r} is not JSON"
+                ) from exc
+        return read_series(self.context.media.resolve(value, task_id), self.spec, task_id)
+
+    # --- training --------------------------------------------------------------------------
+    def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
+        torch.set_num_threads(self.context.settings.torch_threads)
+        sequences, targets, stats = self._training_data(tasks)
+        if not sequences:
+            return {"skipped": "no task with readable data and regions of this control"}
+        multi_hot = np.concatenate(targets)
+        if not multi_hot.any():
+            return {"skipped": "the regions cover no samples"}
+        mode = "multilabel" if (multi_hot.sum(axis=1) > 1).any() else "exclusive"
+        instant_labels = [
+            i for i in range(len(self.labels)) if stats["instants"][i] > len(stats["lengths"][i])
+        ]
+        targets = [self._training_targets(t, mode, instant_labels) for t in targets]
+        stacked = np.concatenate(sequences)
+        mean, std = stacked.mean(axis=0), stacked.std(axis=0)
+        std = np.where(std > 1e-8, std, 1.0)
+        sequences = [((s - mean) / std).astype(np.float32) for s in sequences]
+        train_set, val_set = holdout_split(sequences, targets, self.train_config.sequence_size)
+        net_config = NetConfig(
+            in_channels=stacked.shape[1],
+            n_outputs=len(self.labels) + (1 if mode == "exclusive" else 0),
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+        )
+        train_config = replace(self.train_config, mode=mode)
+        logger.info(
+            "training %s on %d tasks (%d samples), %s mode",
+            self.from_name,
+            len(sequences),
+            len(stacked),
+            mode,
+        )
+        net, report = train(net_config, train_config, train_set, val_set)
+        meta = {
+            "labels": self.labels,
+            "mode": mode,
+            "channels": list(stats["channels"]),
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "net": asdict(net_config),
+            "sequence_size": train_config.sequence_size,
+            "min_len": self._default_min_len(stats["lengths"]),
+            "instant_labels": instant_labels,
+            "sample_period": stats["period"],
+            "metrics": report,
+        }
+        version = self.context.store.save(net.state_dict(), meta)
+        return {
+            "version": version,
+            "mode": mode,
+            "tasks": len(sequences),
+            "skipped_tasks": stats["skipped"],
+            **report,
+        }
+
+    def _training_data(self, tasks: list[AnnotatedTask]) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+        sequences, targets, periods = [], [], []
+        lengths: dict[int, list[int]] = {i: [] for i in range(len(self.labels))}
+        instants = dict.fromkeys(range(len(self.labels)), 0)
+        channels: tuple[str, ...] | None = None
+        skipped = 0
+        for task in tasks:
+            try:
+                series = self.load_series({"id": task.task_id, "data": task.data})
+            except TaskError as exc:
+                logger.warning("training skips task %s: %s", task.task_id, exc)
+                skipped += 1
+                continue
+            if channels is not None and series.channels != channels:
+                logger.warning(
+                    "training skips task %s: channels %s differ from %s",
+                    task.task_id,
+                    series.channels,
+                    channels,
+                )
+                skipped += 1
+                continue
+            channels = series.channels
+            found = regions_to_targets(
+                task.regions, series.times, self.labels, self.spec.axis, self.tag.lower()
+            )
+            for label, values in found.range_lengths.items():
+                lengths[label].extend(values)
+            for label, count in found.instants.items():
+                instants[label] += count
+            sequences.append(series.values)
+            targets.append(found.targets)
+            periods.append(sample_period(series.times))
+        period = float(np.median(periods)) if periods else 0.0
+        stats = {
+            "lengths": lengths,
+            "instants": instants,
+            "channels": channels or (),
+            "skipped": skipped,
+            "period": period,
+        }
+        return sequences, targets, stats
+
+    @staticmethod
+    def _training_targets(multi_hot: np.ndarray, mode: str, instant_labels: list[int]) -> np.ndarray:
+        """Widen instants to a few samples, then class ids (exclusive: 0 = background) or multi-hot floats."""
+        widened = multi_hot.copy()
+        for label in instant_labels:
+            hits = np.flatnonzero(multi_hot[:, label])
+            for offset in range(-INSTANT_RADIUS, INSTANT_RADIUS + 1):
+                idx = np.clip(hits + offset, 0, len(widened) - 1)
+                free = widened[idx].sum(axis=1) == 0 if mode == "exclusive" else np.ones(len(idx), dtype=bool)
+                widened[idx[free], label] = 1
+        if mode == "exclusive":
+            return np.where(widened.any(axis=1), widened.argmax(axis=1) + 1, 0).astype(np.int64)
+        return widened.astype(np.float32)
+
+    def _default_min_len(self, lengths: dict[int, list[int]]) -> list[int]:
+        """Per label: half of the 10th percentile of its training range lengths (1 for instant-only labels)."""
+        return [
+            max(1, int(0.5 * np.percentile(lengths[i], 10))) if lengths[i] else 1
+            for i in range(len(self.labels))
+        ]
+
+    # --- prediction ------------------------------------------------------------------------
+    def _trained(self) -> tuple[SequenceNet, dict[str, Any]] | None:
+        """The live trained model, reloaded when another worker saved a new version."""
+        version = self.context.store.current_version()
+        with self._lock:
+            if version is None:
+                if not self._warned_untrained:
+                    logger.info(
+                        "%s is not trained yet: no predictions until the first training", self.from_name
+                    )
+                    self._warned_untrained = True
+                return None
+            if self._loaded is None or self._loaded[0] != version:
+                loaded = self.context.store.load()
+                if loaded is None:
+                    return None
+                state, meta = loaded
+                net = SequenceNet(NetConfig(**meta["net"]))
+                net.load_state_dict(state)
+                net.eval()
+                self._loaded = (version, net, meta)
+            return self._loaded[1], self._loaded[2]
+
+    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        trained = self._trained()
+        if trained is None:
+            return []
+        net, meta = trained
+        series = self.load_series(task)
+        if series.values.shape[1] != len(meta["channels"]):
+            raise TaskError(
+                f"task {task.get('id')}: {series.values.shape[1]} channels, the model was trained on {meta['channels']}"
+            )
+        torch.set_num_threads(self.context.settings.torch_threads)
+        values = ((series.values - np.asarray(meta["mean"])) / np.asarray(meta["std"])).astype(np.float32)
+        probs = probabilities(predict_logits(net, values, int(meta["sequence_size"])), meta["mode"])
+        segments = self.decode(probs, meta, sample_period(series.times))
+        return [
+            self.region(
+                segment_value(s, series.times, meta["labels"], self.spec.axis, self.tag.lower()), s.score
+            )
+            for s in segments
+            if meta["labels"][s.label] in self.labels
+        ]
+
+    def decode(self, probs: np.ndarray, meta: dict[str, Any], period: float) -> list[Segment]:
+        """Per-sample probabilities -> label segments (label indices into meta['labels'])."""
+        instant = np.isin(np.arange(len(meta["min_len"])), meta["instant_labels"])
+        min_len = np.asarray(meta["min_len"], dtype=np.int64)
+        if self.min_duration is not None:
+            min_len = np.where(instant, 1, self._to_samples(self.min_duration, period))
+        ranged = min_len[~instant]
+        gap = int(ranged.min()) if len(ranged) else 1
+        if self.merge_gap is not None:
+            gap = self._to_samples(self.merge_gap, period)
+        if meta["mode"] == "exclusive":
+            class_min = np.concatenate(([gap], min_len))
+            coded = decode_exclusive(probs, SWITCH_COST_PER_SAMPLE * class_min, class_min)
+            found = [Segment(s.label - 1, s.start, s.end, s.score) for s in coded]
+            label_probs = probs[:, 1:]
+        else:
+            threshold = 0.5 if self.score_threshold is None else self.score_threshold
+            found = decode_multilabel(
+                probs, threshold, SWITCH_COST_PER_SAMPLE * min_len, min_len, np.full_like(min_len, gap)
+            )
+            label_probs = probs
+        instant_set = set(meta["instant_labels"])
+        found = [collapse_to_peak(s, label_probs) if s.label in instant_set else s for s in found]
+        if self.score_threshold is not None:
+            found = [s for s in found if s.score >= self.score_threshold]
+        return sorted(found, key=lambda s: (s.start, s.label))
+
+    def _to_samples(self, duration: float, period: float) -> int:
+        """A duration in time column units (seconds on date-time axes, whose values are ms) as samples."""
+        if self.spec.axis.is_date:
+            duration *= 1000.0
+        return max(1, int(round(duration / period))) if period > 0 else 1

@@ -1,0 +1,198 @@
+"""TimeSeriesLabelsModel through its ControlModel contract: config, training, prediction, synced media."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+
+from control_models.base import AnnotatedTask, ModelContext
+from control_models.timeseries_labels import TimeSeriesLabelsModel
+from utils.errors import LabelConfigError, TaskError
+from utils.media import MediaResolver
+from utils.settings import Settings
+from utils.storage import ModelStore
+
+FAST = 'model_classifier_epochs="3" model_classifier_sequence_size="64" model_classifier_hidden_size="16"'
+BASIC_CONFIG = f"""<View>
+  <TimeSeries name="ts" valueType="url" value="$csv_url" timeColumn="time">
+    <Channel column="acc_x"/><Channel column="acc_y"/><Channel column="acc_z"/>
+    <Channel column="gyr_x"/><Channel column="gyr_y"/><Channel column="gyr_z"/>
+  </TimeSeries>
+  <TimeSeriesLabels name="label" toName="ts" {FAST}>
+    <Label value="badminton"/><Label value="running"/><Label value="standing"/><Label value="walking"/>
+  </TimeSeriesLabels>
+</View>"""
+SYNCED_CONFIG = f"""<View>
+  <Video name="video" value="$video" sync="g"/>
+  <TimelineLabels name="videoLabels" toName="video"><Label value="Run"/><Label value="Walk"/></TimelineLabels>
+  <TimeSeries name="ts" valueType="json" value="$ts" timeColumn="time" timeFormat="%Y-%m-%d %H:%M:%S.%L" sync="g">
+    <MultiChannel><Channel column="a"/><Channel column="b"/></MultiChannel>
+  </TimeSeries>
+  <TimeSeriesLabels name="tsLabels" toName="ts" {FAST}><Label value="Run"/><Label value="Walk"/><Label value="Tap"/></TimeSeriesLabels>
+</View>"""
+
+
+def make_model(
+    config: str, settings: Settings, shared_data: Path, name: str | None = None
+) -> TimeSeriesLabelsModel:
+    controls = [c for c in LabelInterface(config).controls if TimeSeriesLabelsModel.is_control_matched(c)]
+    assert len(controls) == 1
+    control = controls[0]
+    context = ModelContext(
+        project_id="1",
+        store=ModelStore(settings.model_dir).control_store("1", name or control.name),
+        media=MediaResolver(cache_dir=settings.cache_dir, local_roots=(shared_data,)),
+        settings=settings,
+    )
+    return TimeSeriesLabelsModel.create(control, context)
+
+
+def basicmotions_tasks(shared_data: Path, prefix: str) -> list[AnnotatedTask]:
+    folder = shared_data / "timeseries" / "basicmotions"
+    tasks = json.loads((folder / "tasks.json").read_text())
+    return [
+        AnnotatedTask(i, {"csv_url": str(folder / t["data"]["csv_url"])}, t["annotations"][0]["result"])
+        for i, t in enumerate(tasks)
+        if t["data"]["csv_url"].startswith(prefix)
+    ]
+
+
+def assert_valid(config: str, regions: list[dict]) -> None:
+    errors = LabelInterface(config).validate_prediction({"result": regions, "score": 0.5}, return_errors=True)
+    assert errors in ([], True), errors
+
+
+def test_predict_before_training_returns_empty_result(settings: Settings, shared_data: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, shared_data)
+    task = basicmotions_tasks(shared_data, "basicmotions_test0")[0]
+    assert model.predict_regions({"id": 1, "data": task.data}) == []
+    assert model.version == "untrained"
+
+
+def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings, shared_data: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, shared_data)
+    metrics = model.fit(basicmotions_tasks(shared_data, "basicmotions_train"))
+    assert metrics["mode"] == "exclusive" and metrics["tasks"] == 4
+    meta = model.context.store.load_meta()
+    assert len(meta["mean"]) == 6 and meta["labels"] == model.labels
+    task = basicmotions_tasks(shared_data, "basicmotions_test0")[0]
+    regions = model.predict_regions({"id": 7, "data": task.data})
+    assert regions, "a trained model predicts segments"
+    assert_valid(BASIC_CONFIG, regions)
+    for r in regions:
+        assert r["from_name"] == "label" and r["to_name"] == "ts" and r["type"] == "timeserieslabels"
+        assert 0 <= r["value"]["start"] <= r["value"]["end"] <= 99.9
+        assert r["value"]["timeserieslabels"][0] in model.labels
+
+
+def test_a_second_instance_reloads_the_version_another_worker_saved(
+    settings: Settings, shared_data: Path
+) -> None:
+    worker_a = make_model(BASIC_CONFIG, settings, shared_data)
+    worker_b = make_model(BASIC_CONFIG, settings, shared_data)
+    task = basicmotions_tasks(shared_data, "basicmotions_test1")[0]
+    assert worker_b.predict_regions({"id": 1, "data": task.data}) == []
+    worker_a.fit(basicmotions_tasks(shared_data, "basicmotions_train")[:2])
+    assert worker_b.predict_regions({"id": 1, "data": task.data})
+    assert worker_b.version == worker_a.version
+
+
+def synthetic_task(task_id: int, seed: int) -> AnnotatedTask:
+    """Inline JSON on a date-time axis: 'Run' and 'Walk' overlap, 'Tap' marks instants, gaps are NaN."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    t = np.arange(n)
+    run = (t >= 50) & (t < 200)
+    walk = (t >= 150) & (t < 300)
+    taps = [80, 250, 350]
+    a = np.where(run, np.sin(t / 2), 0) + 0.05 * rng.standard_normal(n)
+    b = np.where(walk, 1.0, 0) + 0.05 * rng.standard_normal(n)
+    for tap in taps:
+        a[tap] += 4
+    a[[10, 11, 390]] = np.nan
+    stamp = lambda i: f"2024-03-01 12:{i // 600:02d}:{(i % 600) / 10:06.3f}"  # noqa: E731 - 100 ms steps
+    data = {
+        "time": [stamp(i) for i in t],
+        "a": [None if np.isnan(v) else float(v) for v in a],
+        "b": b.tolist(),
+    }
+    regions = [
+        {
+            "from_name": "tsLabels",
+            "value": {"start": stamp(50), "end": stamp(199), "instant": False, "timeserieslabels": ["Run"]},
+        },
+        {
+            "from_name": "tsLabels",
+            "value": {"start": stamp(150), "end": stamp(299), "instant": False, "timeserieslabels": ["Walk"]},
+        },
+        *[
+            {
+                "from_name": "tsLabels",
+                "value": {"start": stamp(x), "end": stamp(x), "instant": True, "timeserieslabels": ["Tap"]},
+            }
+            for x in taps
+        ],
+    ]
+    return AnnotatedTask(task_id, {"ts": data, "video": "/data/upload/1/clip.mp4"}, regions)
+
+
+def test_synced_video_config_trains_the_timeseries_control_on_its_own_regions(
+    settings: Settings, shared_data: Path
+) -> None:
+    controls = list(LabelInterface(SYNCED_CONFIG).controls)
+    matched = [c.name for c in controls if TimeSeriesLabelsModel.is_control_matched(c)]
+    assert matched == ["tsLabels"]
+    model = make_model(SYNCED_CONFIG, settings, shared_data)
+    tasks = [synthetic_task(i, seed=i) for i in range(2)]
+    # a TimelineLabels region that slipped in is ignored: it has no start/end of this control
+    video_region = {
+        "from_name": "videoLabels",
+        "value": {"ranges": [{"start": 1, "end": 9}], "timelinelabels": ["Run"]},
+    }
+    tasks[0].regions.append(video_region)
+    metrics = model.fit(tasks)
+    assert metrics["mode"] == "multilabel"
+    meta = model.context.store.load_meta()
+    assert meta["instant_labels"] == [2] and meta["channels"] == ["a", "b"]
+    regions = model.predict_regions({"id": 5, "data": synthetic_task(5, seed=5).data})
+    assert_valid(SYNCED_CONFIG, regions)
+    for r in regions:
+        assert r["from_name"] == "tsLabels" and r["to_name"] == "ts"
+        assert isinstance(r["value"]["start"], str) and r["value"]["start"].startswith("2024-03-01 12:")
+        assert r["value"]["instant"] == (r["value"]["start"] == r["value"]["end"])
+
+
+def test_bad_attribute_is_a_config_error_naming_it(settings: Settings, shared_data: Path) -> None:
+    config = BASIC_CONFIG.replace('model_classifier_epochs="3"', 'model_classifier_epochs="many"')
+    with pytest.raises(LabelConfigError, match="model_classifier_epochs"):
+        make_model(config, settings, shared_data)
+
+
+def test_environment_snapshot_gives_defaults(settings: Settings, shared_data: Path) -> None:
+    env_settings = settings.with_overrides(
+        env={"TRAIN_EPOCHS": "7", "SEQUENCE_SIZE": "128", "USE_CLASS_WEIGHTS": "false"}
+    )
+    config = BASIC_CONFIG.replace(FAST, "")
+    model = make_model(config, env_settings, shared_data)
+    assert model.train_config.epochs == 7
+    assert model.train_config.sequence_size == 128
+    assert model.train_config.class_weights is False
+
+
+def test_unusable_task_raises_task_error(settings: Settings, shared_data: Path, tmp_path: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, shared_data)
+    with pytest.raises(TaskError, match="csv_url"):
+        model.load_series({"id": 3, "data": {}})
+    with pytest.raises(TaskError):
+        model.load_series({"id": 3, "data": {"csv_url": str(tmp_path / "elsewhere.csv")}})
+
+
+def test_fit_without_usable_regions_is_skipped(settings: Settings, shared_data: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, shared_data)
+    task = basicmotions_tasks(shared_data, "basicmotions_train0")[0]
+    assert "skipped" in model.fit([AnnotatedTask(1, task.data, [])])
+    assert model.context.store.current_version() is None

@@ -1,0 +1,75 @@
+"""utils/sequence_net.py: held-out splits, windows inside sequences, prediction on any length, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from utils.sequence_net import (
+    NetConfig,
+    SequenceNet,
+    TrainConfig,
+    _sample_windows,
+    holdout_split,
+    predict_logits,
+    probabilities,
+    train,
+)
+
+
+def test_three_or_more_tasks_hold_out_whole_tasks() -> None:
+    sequences = [np.full((50, 1), i, dtype=np.float32) for i in range(5)]
+    (train_x, _), (val_x, _) = holdout_split(sequences, [np.zeros(50)] * 5, window=16)
+    assert len(train_x) == 4 and len(val_x) == 1
+    assert {float(x[0, 0]) for x in train_x} | {float(val_x[0][0, 0])} == {0, 1, 2, 3, 4}
+
+
+def test_few_tasks_hold_out_blocks_and_keep_training_pieces_apart() -> None:
+    x = np.arange(1000, dtype=np.float32)[:, None]
+    (train_x, _), (val_x, _) = holdout_split([x], [np.zeros(1000)], window=50)
+    held = np.concatenate(val_x)[:, 0]
+    kept = np.concatenate(train_x)[:, 0]
+    assert len(held) + len(kept) == 1000 and not set(held) & set(kept)
+    assert 0.1 < len(held) / 1000 < 0.3
+    for piece in train_x:  # every training piece is contiguous: no window can span a held-out block
+        assert np.all(np.diff(piece[:, 0]) == 1)
+
+
+def test_sampled_windows_never_cross_sequence_borders() -> None:
+    sequences = [np.full((30, 1), 1, dtype=np.float32), np.full((100, 1), 2, dtype=np.float32)]
+    targets = [np.zeros(30, dtype=np.int64), np.ones(100, dtype=np.int64)]
+    x, y, mask = _sample_windows(sequences, targets, 40, 50, np.random.default_rng(0))
+    assert x.shape == (50, 40, 1)
+    for window, labels, valid in zip(x, y, mask, strict=True):
+        assert len(set(window[valid, 0].tolist())) == 1
+        assert len(set(labels[valid].tolist())) == 1
+    assert (~mask).any()  # the 30-sample sequence is padded and masked
+
+
+def test_predict_logits_covers_any_length() -> None:
+    torch.manual_seed(0)
+    net = SequenceNet(NetConfig(in_channels=2, n_outputs=3, hidden_size=8))
+    for length in (1, 3, 37, 300):
+        logits = predict_logits(net, np.random.randn(length, 2).astype(np.float32), size=64)
+        assert logits.shape == (length, 3)
+        assert np.allclose(probabilities(logits, "exclusive").sum(-1), 1, atol=1e-5)
+
+
+def test_training_learns_a_level_shift_on_held_out_data() -> None:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = (np.arange(n) // 40 % 2).astype(np.int64) + 1  # classes 1 and 2 alternate, no background
+        x = (y[:, None] * 2.0 - 3 + 0.3 * rng.standard_normal((n, 1))).astype(np.float32)
+        return x, y
+
+    train_set = tuple(map(list, zip(*[make(400) for _ in range(2)], strict=True)))
+    val_set = tuple(map(list, zip(make(400), strict=True)))
+    net, report = train(
+        NetConfig(in_channels=1, n_outputs=3, hidden_size=8),
+        TrainConfig(epochs=6, sequence_size=64, windows_per_epoch=64, min_epochs=1),
+        train_set,
+        val_set,
+    )
+    assert report["best"]["macro_f1"] > 0.9

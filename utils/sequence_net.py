@@ -1,0 +1,346 @@
+"""A per-sample sequence labeller for multichannel signals, and its plain training loop.
+
+Network: a convolutional stem at full rate, two stride-2 convolutions (1/4 rate), dilated residual
+convolutions (a temporal conv net) and a bidirectional GRU for long context at 1/4 rate, upsampled back and
+joined with the full-rate stem features, then a per-sample linear head.
+Two output forms: "exclusive" (softmax over background + labels, class-balanced cross-entropy) and
+"multilabel" (one sigmoid per label, balanced binary cross-entropy; background = no label on).
+Training draws random windows that never cross sequence borders, stops early on
+held-out sequences, and keeps the best held-out state. Prediction averages overlapping windows with a taper.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+DOWNSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    in_channels: int
+    n_outputs: int
+    hidden_size: int = 64
+    num_layers: int = 1
+    conv_blocks: int = 4
+    dropout: float = 0.15
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    mode: str = "exclusive"  # or "multilabel"
+    epochs: int = 60
+    patience: int = 10
+    min_epochs: int = 15
+    sequence_size: int = 512
+    batch_size: int = 16
+    windows_per_epoch: int = 384  # random windows per epoch: the same work for small and large projects
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    class_weights: bool = True
+    f1_threshold: float = 1.01  # stop once held-out macro-F1 and accuracy reach both thresholds
+    accuracy_threshold: float = 1.01
+    max_seconds: float = 1800.0
+    average_top: int = 3  # weights of the best held-out epochs are averaged when that does not hurt
+    seed: int = 0
+
+
+class ResidualBlock(nn.Module):
+    """Dilated conv -> norm -> GELU -> dropout, added to its input."""
+
+    def __init__(self, width: int, dilation: int, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv1d(width, width, kernel_size=5, padding=2 * dilation, dilation=dilation)
+        self.norm = nn.GroupNorm(1, width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, T)
+        return x + self.drop(F.gelu(self.norm(self.conv(x))))
+
+
+class SequenceNet(nn.Module):
+    """Per-sample logits (B, T, outputs) for signals (B, T, channels)."""
+
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        width = config.hidden_size
+        self.stem = nn.Sequential(nn.Conv1d(config.in_channels, width, 5, padding=2), nn.GELU())
+        self.down = nn.Sequential(
+            nn.Conv1d(width, width, 4, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv1d(width, width, 4, stride=2, padding=1),
+            nn.GELU(),
+        )
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(width, 2**i, config.dropout) for i in range(config.conv_blocks)]
+        )
+        self.gru = nn.GRU(width, width, num_layers=config.num_layers, batch_first=True, bidirectional=True)
+        self.merge = nn.Conv1d(3 * width, width, 3, padding=1)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Conv1d(width, config.n_outputs, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        padded = math.ceil(length / DOWNSAMPLE) * DOWNSAMPLE
+        x = F.pad(x.transpose(1, 2), (0, padded - length), mode="replicate")  # (B, C, T')
+        fine = self.stem(x)  # (B, H, T')
+        coarse = self.blocks(self.down(fine))  # (B, H, T'/4)
+        context, _ = self.gru(coarse.transpose(1, 2))  # (B, T'/4, 2H)
+        context = F.interpolate(context.transpose(1, 2), size=padded, mode="linear", align_corners=False)
+        merged = F.gelu(self.merge(torch.cat([fine, context], dim=1)))  # (B, H, T')
+        return self.head(self.drop(merged))[:, :, :length].transpose(1, 2)  # (B, T, outputs)
+
+
+# --- windows -------------------------------------------------------------------------------------------
+def window_starts(length: int, size: int, step: int) -> list[int]:
+    """Window starts covering [0, length) with windows of `size` (one shorter window if length < size)."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, step))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
+
+
+def _taper(size: int) -> np.ndarray:
+    """Weights that trust window centres more than window edges, never zero."""
+    return (0.1 + np.hanning(size + 2)[1:-1]).astype(np.float32)
+
+
+@torch.inference_mode()
+def predict_logits(net: SequenceNet, values: np.ndarray, size: int, batch_size: int = 32) -> np.ndarray:
+    """Per-sample logits (n, outputs) of a whole sequence from half-overlapping windows."""
+    net.eval()
+    length = len(values)
+    size = min(size, length)
+    starts = window_starts(length, size, max(1, size // 2))
+    weights = _taper(size)
+    total = np.zeros((length, net.head.out_channels), dtype=np.float32)
+    norm = np.zeros((length, 1), dtype=np.float32)
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i : i + batch_size]
+        batch = torch.from_numpy(np.stack([values[s : s + size] for s in chunk]))
+        out = net(batch).numpy()
+        for s, logits in zip(chunk, out, strict=True):
+            total[s : s + size] += logits * weights[:, None]
+            norm[s : s + size] += weights[:, None]
+    return total / norm
+
+
+def probabilities(logits: np.ndarray, mode: str) -> np.ndarray:
+    tensor = torch.from_numpy(logits)
+    return (torch.softmax(tensor, dim=-1) if mode == "exclusive" else torch.sigmoid(tensor)).numpy()
+
+
+# --- training ------------------------------------------------------------------------------------------
+Sequences = tuple[list[np.ndarray], list[np.ndarray]]
+
+
+def holdout_split(
+    sequences: list[np.ndarray], targets: list[np.ndarray], window: int, min_tasks: int = 3
+) -> tuple[Sequences, Sequences]:
+    """Training and held-out data for early stopping. With `min_tasks` sequences or more, a fifth of the
+    sequences is held out whole (an honest check on unseen recordings). With fewer, every sequence is cut
+    into 5-20 blocks and every fifth block is held out, so each recording still trains on most of its
+    parts; the training blocks between held-out ones become separate pieces that no window spans."""
+    rng = np.random.default_rng(0)
+    if len(sequences) >= min_tasks:
+        order = rng.permutation(len(sequences)).tolist()
+        n_val = max(1, round(0.2 * len(sequences)))
+        val, kept = order[:n_val], sorted(order[n_val:])
+        return (
+            ([sequences[i] for i in kept], [targets[i] for i in kept]),
+            ([sequences[i] for i in val], [targets[i] for i in val]),
+        )
+    train_x, train_y, val_x, val_y = [], [], [], []
+    for x, y in zip(sequences, targets, strict=True):
+        n_blocks = int(np.clip(len(x) // (2 * window), 5, 20))
+        bounds = np.linspace(0, len(x), n_blocks + 1).astype(int)
+        held = set(range(int(rng.integers(0, 5)), n_blocks, 5))
+        piece_start = 0
+        for block in range(n_blocks):
+            lo, hi = bounds[block], bounds[block + 1]
+            if block in held:
+                if hi > lo:
+                    val_x.append(x[lo:hi])
+                    val_y.append(y[lo:hi])
+                if lo > piece_start:
+                    train_x.append(x[piece_start:lo])
+                    train_y.append(y[piece_start:lo])
+                piece_start = hi
+        if len(x) > piece_start:
+            train_x.append(x[piece_start:])
+            train_y.append(y[piece_start:])
+    if not val_x:  # sequences of a few samples: nothing to hold out, so stop on the training data
+        return (train_x, train_y), (train_x, train_y)
+    return (train_x, train_y), (val_x, val_y)
+
+
+def _sample_windows(
+    sequences: list[np.ndarray], targets: list[np.ndarray], size: int, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` windows (count, size, C) at random places, each inside one sequence (pieces are chosen in
+    proportion to their length), with targets and a validity mask; short pieces are padded and masked."""
+    lengths = np.array([len(x) for x in sequences], dtype=np.float64)
+    picks = rng.choice(len(sequences), size=count, p=lengths / lengths.sum())
+    xs, ys, ms = [], [], []
+    for i in picks:
+        x, y = sequences[i], targets[i]
+        if len(x) >= size:
+            start = int(rng.integers(0, len(x) - size + 1))
+            xs.append(x[start : start + size])
+            ys.append(y[start : start + size])
+            ms.append(np.ones(size, dtype=bool))
+        else:
+            pad = size - len(x)
+            xs.append(np.pad(x, ((0, pad), (0, 0)), mode="edge"))
+            ys.append(np.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1)))
+            ms.append(np.arange(size) < len(x))
+    return np.stack(xs), np.stack(ys), np.stack(ms)
+
+
+def _class_weights(targets: list[np.ndarray], mode: str, n_outputs: int) -> torch.Tensor:
+    """Inverse-frequency weights (exclusive) or negative/positive ratios (multilabel), clipped."""
+    flat = np.concatenate(targets)
+    if mode == "exclusive":
+        counts = np.bincount(flat, minlength=n_outputs).astype(np.float64)
+        present = counts > 0
+        weights = np.zeros(n_outputs)
+        weights[present] = counts[present].sum() / (present.sum() * counts[present])
+        return torch.tensor(np.clip(weights, 0, 50), dtype=torch.float32)
+    positives = flat.sum(axis=0).astype(np.float64)
+    ratio = (len(flat) - positives) / np.maximum(positives, 1)
+    return torch.tensor(np.clip(ratio, 1, 50), dtype=torch.float32)
+
+
+def _loss(
+    logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, mode: str, weights: torch.Tensor | None
+) -> torch.Tensor:
+    if mode == "exclusive":
+        return F.cross_entropy(logits[mask], y[mask], weight=weights)
+    per_item = F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=weights, reduction="none")
+    return per_item[mask].mean()
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per-window channel gain, offset and noise: recordings of other people and devices differ so."""
+    b, _, c = x.shape
+    gain = 1 + 0.1 * torch.randn(b, 1, c, generator=generator)
+    offset = 0.1 * torch.randn(b, 1, c, generator=generator)
+    return x * gain + offset + 0.03 * torch.randn(x.shape, generator=generator)
+
+
+def score_predictions(pred: np.ndarray, truth: np.ndarray, mode: str, n_outputs: int) -> dict[str, float]:
+    """Accuracy and macro-F1 over the classes (exclusive) or labels (multilabel) present in the truth."""
+    if mode == "exclusive":
+        accuracy = float((pred == truth).mean())
+        pred_hot = np.eye(n_outputs, dtype=bool)[pred]
+        truth_hot = np.eye(n_outputs, dtype=bool)[truth]
+    else:
+        pred_hot, truth_hot = pred.astype(bool), truth.astype(bool)
+        accuracy = float((pred_hot == truth_hot).all(axis=1).mean())
+    tp = (pred_hot & truth_hot).sum(0)
+    support = truth_hot.sum(0)
+    f1 = 2 * tp / np.maximum(pred_hot.sum(0) + support, 1)
+    present = support > 0
+    return {"accuracy": accuracy, "macro_f1": float(f1[present].mean()) if present.any() else 0.0}
+
+
+def evaluate(
+    net: SequenceNet, sequences: list[np.ndarray], targets: list[np.ndarray], mode: str, size: int
+) -> dict:
+    preds, truths = [], []
+    for x, y in zip(sequences, targets, strict=True):
+        probs = probabilities(predict_logits(net, x, size), mode)
+        preds.append(probs.argmax(-1) if mode == "exclusive" else probs >= 0.5)
+        truths.append(y)
+    return score_predictions(np.concatenate(preds), np.concatenate(truths), mode, net.head.out_channels)
+
+
+def train(
+    net_config: NetConfig,
+    config: TrainConfig,
+    train_set: tuple[list[np.ndarray], list[np.ndarray]],
+    val_set: tuple[list[np.ndarray], list[np.ndarray]],
+) -> tuple[SequenceNet, dict]:
+    """Fit on `train_set` (standardized float32 sequences, targets: class ids or multi-hot), keep the state
+    with the best held-out macro-F1 (or the average of the best few, see `average_top`), and stop after `patience` epochs without a gain (not before
+    `min_epochs`). An epoch is a fixed number of random windows, so small and large projects both get
+    enough optimizer steps per epoch for patience to mean the same thing."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    net = SequenceNet(net_config)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    weights = (
+        _class_weights(train_set[1], config.mode, net_config.n_outputs) if config.class_weights else None
+    )
+    size = config.sequence_size
+    best: tuple[float, dict, dict] | None = None
+    top: list[tuple[float, int, dict]] = []  # the best few held-out states, averaged at the end
+    stale, started, history = 0, time.monotonic(), []
+    for epoch in range(1, config.epochs + 1):
+        net.train()
+        x_all, y_all, m_all = _sample_windows(*train_set, size, config.windows_per_epoch, rng)
+        order = np.arange(len(x_all))
+        total = 0.0
+        for i in range(0, len(order), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            x = _augment(torch.from_numpy(x_all[idx]), generator)
+            y = (
+                torch.from_numpy(y_all[idx]).long()
+                if config.mode == "exclusive"
+                else torch.from_numpy(y_all[idx])
+            )
+            loss = _loss(net(x), y, torch.from_numpy(m_all[idx]), config.mode, weights)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        metrics = evaluate(net, *val_set, config.mode, size)
+        metrics.update(epoch=epoch, train_loss=total / len(order))
+        history.append(metrics)
+        top = sorted([*top, (metrics["macro_f1"], epoch, _copy(net))], key=lambda t: -t[0])[
+            : config.average_top
+        ]
+        if best is None or metrics["macro_f1"] > best[0] + 1e-4:
+            best, stale = (
+                (metrics["macro_f1"], _copy(net), metrics),
+                0,
+            )
+        else:
+            stale += 1
+        logger.info("epoch %d: train loss %.4f, held-out %s", epoch, metrics["train_loss"], metrics)
+        reached = (
+            metrics["macro_f1"] >= config.f1_threshold and metrics["accuracy"] >= config.accuracy_threshold
+        )
+        patience_over = stale >= config.patience and epoch >= config.min_epochs
+        if reached or patience_over or time.monotonic() - started > config.max_seconds:
+            break
+    assert best is not None
+    net.load_state_dict(best[1])
+    report = {"best": best[2], "epochs": len(history), "averaged": False}
+    if len(top) > 1:
+        net.load_state_dict({k: torch.stack([t[2][k] for t in top]).mean(0) for k in best[1]})
+        averaged = evaluate(net, *val_set, config.mode, size)
+        if averaged["macro_f1"] >= best[0] - 0.01:  # a flatter optimum generalizes better to new recordings
+            report.update(best=averaged, averaged=True)
+        else:
+            net.load_state_dict(best[1])
+    net.eval()
+    return net, {**report, "seconds": round(time.monotonic() - started, 1)}
+
+
+def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
