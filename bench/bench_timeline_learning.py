@@ -1,0 +1,150 @@
+"""Learning curve of the TimelineLabels temporal model on the shared spliced videos.
+
+Frame-level macro-F1 on held-out videos (spliced_train6/7) after training on the first 1, 2, 4 and 6
+videos, for our training and for a reference-style training on the same features in the same run:
+  ours       all annotated tasks at once, features standardized, rare labels weighted, padding masked,
+             early stop on held-out frames (best state kept), overlapping windows averaged at prediction;
+  reference  the Label Studio YOLO backend's way: one partial fit per submitted annotation (only that
+             task, warm-started from the previous fit), raw features, plain BCE with zero padding counted,
+             Adam 1e-3, stop when training-data F1 >= 0.95 or accuracy >= 1.0, back-to-back windows.
+Both use the same network (Linear-LayerNorm-ReLU-Dropout-BiLSTM-Linear, hidden 32, 16-frame windows,
+up to 1000 epochs). Features: yolov8n-cls.yaml with BatchNorm calibrated on the videos (offline).
+
+Run: .venv/bin/python bench/bench_timeline_learning.py [--seeds 2] [--ablations]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import pad_sequence  # noqa: E402
+
+from tests.timeline_support import FROM_NAME, spliced_checkpoint, spliced_labels, spliced_tasks  # noqa: E402
+from utils.feature_cache import FeatureCache  # noqa: E402
+from utils.frame_encoder import YoloFrameEncoder  # noqa: E402
+from utils.frame_features import FeatureExtractor  # noqa: E402
+from utils.timeline_net import NetConfig, TimelineNet, TrainConfig, fit, macro_f1, predict_proba  # noqa: E402
+from utils.timeline_regions import regions_to_frame_labels  # noqa: E402
+
+TRAIN_COUNTS = (1, 2, 4, 6)
+TEST_VIDEOS = slice(6, 8)
+Sequence = tuple[np.ndarray, np.ndarray]
+
+
+def load_sequences(cache_dir: Path) -> list[Sequence]:
+    encoder = YoloFrameEncoder(spliced_checkpoint(), threads=2)
+    extractor = FeatureExtractor(encoder, FeatureCache(cache_dir, 10**9))
+    sequences = []
+    for task in spliced_tasks():
+        video = extractor.features(Path(task["data"]["video"]))
+        target = regions_to_frame_labels(
+            task["annotations"][0]["result"], FROM_NAME, spliced_labels(), video.frame_count
+        )
+        sequences.append((video.features, target.astype(np.float32)))
+    return sequences
+
+
+def score(probs: list[np.ndarray], test: list[Sequence]) -> float:
+    return macro_f1(np.concatenate([y for _, y in test]), np.concatenate(probs) >= 0.5)
+
+
+def train_ours(train: list[Sequence], test: list[Sequence], seed: int, **changes) -> tuple[float, float]:
+    torch.manual_seed(seed)
+    net = TimelineNet(NetConfig(train[0][0].shape[1], train[0][1].shape[1]))
+    standardize = changes.pop("standardize", True)
+    if standardize:
+        net.set_standardization([x for x, _ in train])
+    started = time.perf_counter()
+    fit(net, train, TrainConfig(seed=seed, **changes))
+    seconds = time.perf_counter() - started
+    return score([predict_proba(net, x, 16) for x, _ in test], test), seconds
+
+
+# --- the reference's training, reproduced for comparison ------------------------------------------
+def reference_chunks(x: np.ndarray, size: int, stride: int) -> torch.Tensor:
+    return pad_sequence(
+        [torch.as_tensor(x[i : i + size]) for i in range(0, len(x), stride)], batch_first=True
+    )
+
+
+def reference_partial_fit(net: TimelineNet, optimizer, x: np.ndarray, y: np.ndarray, size: int = 16) -> None:
+    """One annotation's training: half-overlapping padded windows, stop on training-data scores."""
+    xs, ys = reference_chunks(x, size, size // 2), reference_chunks(y, size, size // 2)
+    criterion = nn.BCEWithLogitsLoss()
+    for _ in range(1000):
+        net.train()
+        for batch in torch.randperm(len(xs)).split(32):
+            optimizer.zero_grad()
+            criterion(net(xs[batch]), ys[batch]).backward()
+            optimizer.step()
+        predicted = reference_predict(net, x) >= 0.5
+        accuracy = float(np.mean(np.all(predicted == y.astype(bool), axis=1)))
+        if macro_f1(y, predicted) >= 0.95 or accuracy >= 1.0:
+            break
+
+
+@torch.inference_mode()
+def reference_predict(net: TimelineNet, x: np.ndarray, size: int = 16) -> np.ndarray:
+    net.eval()
+    probs = torch.sigmoid(net(reference_chunks(x, size, size)))
+    return probs.reshape(-1, probs.shape[-1])[: len(x)].numpy()
+
+
+def train_reference(train: list[Sequence], test: list[Sequence], seed: int) -> tuple[float, float]:
+    torch.manual_seed(seed)
+    net = TimelineNet(NetConfig(train[0][0].shape[1], train[0][1].shape[1]))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    started = time.perf_counter()
+    for x, y in train:  # one ANNOTATION_CREATED event per task, each trains on that task only
+        reference_partial_fit(net, optimizer, x, y)
+    seconds = time.perf_counter() - started
+    return score([reference_predict(net, x) for x, _ in test], test), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--ablations", action="store_true", help="also ours without each improvement")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sequences = load_sequences(Path(tmp))
+    test = sequences[TEST_VIDEOS]
+    variants = {"ours": {}, "reference-style": None}
+    if args.ablations:
+        variants |= {
+            "ours, no label weights": {"max_pos_weight": 1.0},
+            "ours, no standardization": {"standardize": False},
+            "ours, stop on training data": {"validation_fraction": 0.0, "f1_threshold": 0.95},
+        }
+    print(f"macro-F1 on {len(test)} held-out videos, mean over {args.seeds} seeds (train seconds)")
+    print(f"{'videos':>6} " + " ".join(f"{name:>30}" for name in variants))
+    for count in TRAIN_COUNTS:
+        cells = []
+        for changes in variants.values():
+            runs = [
+                train_reference(sequences[:count], test, seed)
+                if changes is None
+                else train_ours(sequences[:count], test, seed, **changes)
+                for seed in range(args.seeds)
+            ]
+            f1s, secs = zip(*runs, strict=True)
+            cells.append(f"{np.mean(f1s):.3f} (min {np.min(f1s):.3f}, {np.mean(secs):5.1f} s)")
+        print(f"{count:>6} " + " ".join(f"{cell:>30}" for cell in cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()

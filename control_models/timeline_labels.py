@@ -1,0 +1,285 @@
+"""`<TimelineLabels>` on `<Video>`: per-frame YOLO class probabilities (simple mode) or a temporal network
+trained on YOLO frame features from every annotated task (trainable mode)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from control_models.base import AnnotatedTask, ControlModel, parse_bool
+from utils.errors import LabelConfigError, TaskError
+from utils.feature_cache import FeatureCache
+from utils.frame_encoder import YoloFrameEncoder, resolve_checkpoint
+from utils.frame_features import FeatureExtractor
+from utils.timeline_net import NetConfig, TimelineNet, TrainConfig, predict_proba
+from utils.timeline_net import fit as fit_net
+from utils.timeline_regions import Segment, probs_to_segments, regions_to_frame_labels
+from utils.video_timing import (
+    decoded_index_for_ls_frames,
+    label_studio_frame_count,
+    rates_differ,
+    resolve_frame_rate,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "yolov8n-cls.pt"
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("expected an integer >= 1")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
+def _probability(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number between 0 and 1")
+    return value
+
+
+def _offline(env: Any) -> bool:
+    return str(env.get("YOLO_OFFLINE", "")).strip().lower() in {"1", "true", "yes", "on"}
+
+
+class TimelineLabelsModel(ControlModel):
+    """One `<TimelineLabels>` control; attributes are read once in `validate()`."""
+
+    tag = "TimelineLabels"
+    object_tags = ("Video",)
+
+    # --- configuration ---------------------------------------------------------------------
+    def validate(self) -> None:
+        attr = self.attr
+        self.trainable = attr("model_trainable", False, parse_bool)
+        self.score_threshold = attr("model_score_threshold", 0.5, _probability)
+        self.frame_step = attr("model_frame_step", 1, _positive_int)
+        self.min_segment_frames = attr("model_min_segment_frames", 3, _positive_int)
+        self.merge_gap_frames = attr("model_merge_gap_frames", 2, _non_negative_int)
+        self.net_config_args = {
+            "hidden_size": attr("model_classifier_hidden_size", 32, _positive_int),
+            "num_layers": attr("model_classifier_num_layers", 1, _positive_int),
+        }
+        self.train_config = TrainConfig(
+            epochs=attr("model_classifier_epochs", 1000, _positive_int),
+            sequence_size=attr("model_classifier_sequence_size", 16, _positive_int),
+            f1_threshold=attr("model_classifier_f1_threshold", 0.95, _probability),
+            accuracy_threshold=attr("model_classifier_accuracy_threshold", 1.0, _probability),
+        )
+        frame_rate = self.object_tag.attr.get("frameRate")
+        if frame_rate and not str(frame_rate).startswith("$"):
+            try:
+                resolve_frame_rate(frame_rate, {})
+            except ValueError as exc:
+                raise LabelConfigError(f"<Video name={self.to_name!r}> attribute {exc}") from exc
+        settings = self.context.settings
+        self.checkpoint = resolve_checkpoint(
+            attr("model_path", DEFAULT_CHECKPOINT, str),
+            model_dir=settings.model_dir,
+            allowed_roots=settings.allowed_model_roots,
+            allow_download=not _offline(settings.env),
+        )
+        encoder = self._encoder()
+        if not self.trainable:
+            self.class_map = self._match_classes(encoder.names)
+        self._net: TimelineNet | None = None
+        self._net_labels: list[str] = []
+        self._net_version: str | None = None
+        self._net_lock = threading.Lock()
+        self._untrained_logged = False
+
+    def _match_classes(self, names: dict[int, str]) -> dict[str, list[int]]:
+        """Label -> model class ids: the label itself or its `predicted_values` (comma separated)."""
+        by_name: dict[str, int] = {name.lower(): index for index, name in names.items()}
+        class_map: dict[str, list[int]] = {}
+        for label in self.labels:
+            wanted = self.control.labels_attrs[label].attr.get("predicted_values") or label
+            ids = [by_name[v.strip().lower()] for v in wanted.split(",") if v.strip().lower() in by_name]
+            if ids:
+                class_map[label] = ids
+        if not class_map:
+            raise LabelConfigError(
+                f"<TimelineLabels name={self.from_name!r}> is in simple mode (model_trainable is not true) but "
+                f"none of its labels {self.labels} matches a class of {self.checkpoint.name} "
+                f"(e.g. {', '.join(list(names.values())[:8])}). Use class names as labels, map them with "
+                '<Label value="..." predicted_values="class1,class2"/>, or set model_trainable="true"'
+            )
+        unmatched = [label for label in self.labels if label not in class_map]
+        if unmatched:
+            logger.info("%s: labels without a model class are never predicted: %s", self.from_name, unmatched)
+        return class_map
+
+    # --- shared resources -------------------------------------------------------------------
+    def _encoder(self) -> YoloFrameEncoder:
+        settings = self.context.settings
+        key = (
+            "yolo-frame-encoder",
+            str(self.checkpoint),
+            self.checkpoint.stat().st_mtime_ns,
+            settings.torch_threads,
+        )
+        return self.context.resources.get_or_create(
+            key, lambda: YoloFrameEncoder(self.checkpoint, threads=settings.torch_threads)
+        )
+
+    def _extractor(self) -> FeatureExtractor:
+        settings = self.context.settings
+        encoder = self._encoder()
+        key = ("feature-extractor", encoder.cache_id, str(settings.cache_dir))
+        return self.context.resources.get_or_create(
+            key,
+            lambda: FeatureExtractor(
+                encoder, FeatureCache(settings.cache_dir / "features", settings.feature_cache_max_bytes)
+            ),
+        )
+
+    # --- frames -----------------------------------------------------------------------------
+    def _frame_features(self, task: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Features and class probabilities per Label Studio frame (row n-1 = frame n)."""
+        path: Path = self.context.media.resolve(self.task_value(task), task.get("id"))
+        video = self._extractor().features(path, step=self.frame_step)
+        try:
+            declared = resolve_frame_rate(self.object_tag.attr.get("frameRate"), task.get("data") or {})
+        except ValueError as exc:
+            raise TaskError(f"task {task.get('id')}: {exc}") from exc
+        if rates_differ(declared, video.fps):
+            logger.info(
+                "task %s: <Video frameRate> is %.3f but %s runs at %.3f fps; frames are aligned by time",
+                task.get("id"),
+                declared,
+                path.name,
+                video.fps,
+            )
+        ls_frames = label_studio_frame_count(video.frame_count, declared, video.fps)
+        index = decoded_index_for_ls_frames(ls_frames, declared, video.fps, video.frame_count)
+        return video.features[index], video.probs[index]
+
+    # --- prediction -------------------------------------------------------------------------
+    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.trainable:
+            net = self._trained_net()
+            if net is None:
+                return []
+            features, _ = self._frame_features(task)
+            labels = self._net_labels
+            probs = predict_proba(net, features, self.train_config.sequence_size)
+        else:
+            _, class_probs = self._frame_features(task)
+            labels = list(self.class_map)
+            probs = np.stack([class_probs[:, ids].max(1) for ids in self.class_map.values()], axis=1)
+        segments = probs_to_segments(
+            probs, labels, self.score_threshold, self.min_segment_frames, self.merge_gap_frames
+        )
+        return [self._segment_region(segment) for segment in segments]
+
+    def _segment_region(self, segment: Segment) -> dict[str, Any]:
+        return self.region(segment.value(), segment.score)
+
+    def _trained_net(self) -> TimelineNet | None:
+        """The saved network, reloaded whenever another worker or thread saved a newer version."""
+        version = self.context.store.current_version()
+        with self._net_lock:
+            if version is not None and version != self._net_version:
+                self._net, self._net_labels = self._load_net()
+                self._net_version = version
+            if self._net is None and not self._untrained_logged:
+                logger.info("%s: no trained model yet; predictions stay empty until training", self.from_name)
+                self._untrained_logged = True
+            return self._net
+
+    def _load_net(self) -> tuple[TimelineNet | None, list[str]]:
+        saved = self.context.store.load()
+        if saved is None:
+            return None, []
+        state, meta = saved
+        if meta.get("encoder_id") != self._encoder().encoder_id or meta.get("labels") != self.labels:
+            logger.warning(
+                "%s: the saved model was trained with another frame encoder or label set; predictions stay "
+                "empty until the next training",
+                self.from_name,
+            )
+            return None, []
+        try:
+            net = TimelineNet(NetConfig(**meta["net_config"]))
+            net.load_state_dict(state)
+        except (KeyError, TypeError, RuntimeError) as exc:
+            logger.error("%s: saved model is unusable (%s); retrain it", self.from_name, exc)
+            return None, []
+        return net.eval(), list(meta["labels"])
+
+    # --- training ---------------------------------------------------------------------------
+    def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
+        if not self.trainable:
+            return {"skipped": 'simple mode: set model_trainable="true" to train on annotations'}
+        sequences, task_ids = [], []
+        for task in tasks:
+            try:
+                features, _ = self._frame_features({"id": task.task_id, "data": task.data})
+            except TaskError as exc:
+                logger.warning("%s: task %s left out of training: %s", self.from_name, task.task_id, exc)
+                continue
+            target = regions_to_frame_labels(task.regions, self.from_name, self.labels, len(features))
+            sequences.append((features, target.astype(np.float32)))
+            task_ids.append(task.task_id)
+        if not sequences:
+            return {"skipped": "no annotated task with a readable video"}
+        if not any(target.any() for _, target in sequences):
+            return {"skipped": "annotations hold no frames with labels of this control"}
+
+        torch.set_num_threads(self.context.settings.torch_threads)
+        config = NetConfig(
+            input_size=sequences[0][0].shape[1], output_size=len(self.labels), **self.net_config_args
+        )
+        net, warm = self._start_net(config)
+        net.set_standardization([x for x, _ in sequences])
+        metrics = fit_net(net, sequences, self.train_config, threshold=self.score_threshold)
+        meta = {
+            "net_config": asdict(config),
+            "train_config": asdict(self.train_config),
+            "labels": self.labels,
+            "encoder_id": self._encoder().encoder_id,
+            "frame_step": self.frame_step,
+            "feature_standardization": "feature_mean / feature_std buffers in the state dict",
+            "task_ids": task_ids,
+            "warm_start": warm,
+            "metrics": metrics,
+        }
+        version = self.context.store.save(net.state_dict(), meta)
+        logger.info("%s: trained %s on %d tasks: %s", self.from_name, version, len(task_ids), metrics)
+        return {**metrics, "tasks": len(task_ids), "warm_start": warm, "version": version}
+
+    def _start_net(self, config: NetConfig) -> tuple[TimelineNet, bool]:
+        """The saved network when architecture, labels and encoder are unchanged, else a fresh one."""
+        saved = self.context.store.load()
+        net = TimelineNet(config)
+        if saved is None:
+            return net, False
+        state, meta = saved
+        if (
+            meta.get("net_config") != asdict(config)
+            or meta.get("labels") != self.labels
+            or meta.get("encoder_id") != self._encoder().encoder_id
+        ):
+            logger.info("%s: architecture, labels or encoder changed; training a fresh model", self.from_name)
+            return net, False
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            logger.warning("%s: saved state does not fit (%s); training a fresh model", self.from_name, exc)
+            return TimelineNet(config), False
+        return net, True

@@ -1,0 +1,145 @@
+"""Per-frame features of a whole video: streamed through the encoder, optionally every k-th frame, cached."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from utils.errors import TaskError
+from utils.feature_cache import FeatureCache, cache_key
+from utils.frame_encoder import EncodedFrames, file_digest
+from utils.video_reader import FrameBatches, probe_video
+
+logger = logging.getLogger(__name__)
+
+
+class FrameEncoder(Protocol):
+    cache_id: str
+
+    def prepare(self, frames_bgr: list[np.ndarray]) -> torch.Tensor: ...
+
+    def forward(self, x: torch.Tensor) -> EncodedFrames: ...
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """Features (N, D) and class probabilities (N, C) for each of the N decoded frames."""
+
+    features: np.ndarray
+    probs: np.ndarray
+    fps: float
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.features)
+
+
+def expand_steps(encoded: np.ndarray, step: int, frame_count: int) -> np.ndarray:
+    """Rows for every frame from rows of every `step`-th frame: each frame takes its nearest encoded one."""
+    if step == 1 and len(encoded) == frame_count:
+        return encoded  # nothing to expand; a copy would double peak memory on long videos
+    nearest = np.floor(np.arange(frame_count) / step + 0.5).astype(np.int64)
+    return encoded[np.minimum(nearest, len(encoded) - 1)]
+
+
+def _prepared_batches(batches: FrameBatches, encoder: FrameEncoder) -> Iterator[torch.Tensor]:
+    """Decode and preprocess in a reader thread, at most two batches ahead, while the caller runs the
+    network: OpenCV and PIL release the GIL, so reading overlaps inference in bounded memory."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for _, frames in batches:
+                if stop.is_set():
+                    return
+                handoff.put(encoder.prepare(frames))
+            handoff.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            handoff.put(exc)
+
+    reader = threading.Thread(target=read, name="video-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.05)
+        reader.join()
+
+
+_DONE = object()
+
+
+def encode_video(path: Path, encoder: FrameEncoder, step: int = 1, batch_size: int = 32) -> VideoFeatures:
+    """Encode every `step`-th frame of a video and map the rows back to every frame."""
+    info = probe_video(path)
+    batches = FrameBatches(path, batch_size=batch_size, step=step)
+    features, probs = [], []
+    for x in _prepared_batches(batches, encoder):
+        encoded = encoder.forward(x)
+        features.append(encoded.features)
+        probs.append(encoded.probs)
+    if not features:
+        raise TaskError(f"video {path.name}: no decodable frames")
+    return VideoFeatures(
+        features=expand_steps(np.concatenate(features), step, batches.decoded_count),
+        probs=expand_steps(np.concatenate(probs), step, batches.decoded_count),
+        fps=info.fps,
+    )
+
+
+class FeatureExtractor:
+    """Video features through a cache keyed by file content, encoder, preprocessing and frame step."""
+
+    def __init__(self, encoder: FrameEncoder, cache: FeatureCache):
+        self.encoder = encoder
+        self.cache = cache
+        self._digests: dict[tuple[str, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def _digest(self, path: Path) -> str:
+        stat = path.stat()
+        identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            if identity not in self._digests:
+                self._digests[identity] = file_digest(path)
+            return self._digests[identity]
+
+    def features(self, path: Path, step: int = 1) -> VideoFeatures:
+        try:
+            key = cache_key(self._digest(path), self.encoder.cache_id, f"step{step}")
+        except OSError as exc:
+            raise TaskError(f"video {path.name}: cannot read it: {exc}") from exc
+        cached = self.cache.get(key, required=("features", "probs", "fps"))
+        if cached is not None and len(cached["features"]) == len(cached["probs"]) > 0:
+            return VideoFeatures(cached["features"], cached["probs"], float(cached["fps"][0]))
+        started = time.perf_counter()
+        result = encode_video(path, self.encoder, step=step)
+        logger.info(
+            "encoded %s: %d frames (step %d) in %.1f s",
+            path.name,
+            result.frame_count,
+            step,
+            time.perf_counter() - started,
+        )
+        self.cache.put(
+            key,
+            {"features": result.features, "probs": result.probs, "fps": np.asarray([result.fps])},
+        )
+        return result
