@@ -134,3 +134,30 @@ def parse_bool(raw: str) -> bool:
     if value in {"false", "0", "no", "off"}:
         return False
     raise ValueError("expected true or false")
+
+
+def positive(cast: Callable[[str], T]) -> Callable[[str], T]:
+    """A caster for attributes that must be > 0, e.g. `self.attr("x", 16, positive(int))`."""
+
+    def convert(raw: str) -> T:
+        value = cast(raw)
+        if value <= 0:  # type: ignore[operator]
+            raise ValueError("expected a number > 0")
+        return value
+
+    return convert
+
+
+def non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
+def fraction(raw: str) -> float:
+    """Probabilities and thresholds: a number between 0 and 1."""
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number between 0 and 1")
+    return value

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel, parse_bool
+from control_models.base import AnnotatedTask, ControlModel, fraction, non_negative_int, parse_bool, positive
 from utils.errors import LabelConfigError, TaskError
 from utils.feature_cache import FeatureCache
 from utils.frame_encoder import YoloFrameEncoder, resolve_checkpoint
@@ -32,27 +32,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = "yolov8n-cls.pt"
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("expected an integer >= 1")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("expected an integer >= 0")
-    return value
-
-
-def _probability(raw: str) -> float:
-    value = float(raw)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("expected a number between 0 and 1")
-    return value
-
-
 def _offline(env: Any) -> bool:
     return str(env.get("YOLO_OFFLINE", "")).strip().lower() in {"1", "true", "yes", "on"}
 
@@ -67,19 +46,19 @@ class TimelineLabelsModel(ControlModel):
     def validate(self) -> None:
         attr = self.attr
         self.trainable = attr("model_trainable", False, parse_bool)
-        self.score_threshold = attr("model_score_threshold", 0.5, _probability)
-        self.frame_step = attr("model_frame_step", 1, _positive_int)
-        self.min_segment_frames = attr("model_min_segment_frames", 3, _positive_int)
-        self.merge_gap_frames = attr("model_merge_gap_frames", 2, _non_negative_int)
+        self.score_threshold = attr("model_score_threshold", 0.5, fraction)
+        self.frame_step = attr("model_frame_step", 1, positive(int))
+        self.min_segment_frames = attr("model_min_segment_frames", 3, positive(int))
+        self.merge_gap_frames = attr("model_merge_gap_frames", 2, non_negative_int)
         self.net_config_args = {
-            "hidden_size": attr("model_classifier_hidden_size", 32, _positive_int),
-            "num_layers": attr("model_classifier_num_layers", 1, _positive_int),
+            "hidden_size": attr("model_classifier_hidden_size", 32, positive(int)),
+            "num_layers": attr("model_classifier_num_layers", 1, positive(int)),
         }
         self.train_config = TrainConfig(
-            epochs=attr("model_classifier_epochs", 1000, _positive_int),
-            sequence_size=attr("model_classifier_sequence_size", 16, _positive_int),
-            f1_threshold=attr("model_classifier_f1_threshold", 0.95, _probability),
-            accuracy_threshold=attr("model_classifier_accuracy_threshold", 1.0, _probability),
+            epochs=attr("model_classifier_epochs", 1000, positive(int)),
+            sequence_size=attr("model_classifier_sequence_size", 16, positive(int)),
+            f1_threshold=attr("model_classifier_f1_threshold", 0.95, fraction),
+            accuracy_threshold=attr("model_classifier_accuracy_threshold", 1.0, fraction),
         )
         frame_rate = self.object_tag.attr.get("frameRate")
         if frame_rate and not str(frame_rate).startswith("$"):
