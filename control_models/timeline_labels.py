@@ -164,7 +164,8 @@ class TimelineLabelsModel(ControlModel):
         segments = probs_to_segments(
             probs, labels, self.score_threshold, self.min_segment_frames, self.merge_gap_frames
         )
-        return [self._segment_region(segment) for segment in segments]
+        # A model trained before the label set changed still serves the labels the config keeps.
+        return [self._segment_region(segment) for segment in segments if segment.label in self.labels]
 
     def _segment_region(self, segment: Segment) -> dict[str, Any]:
         return self.region(segment.value(), segment.score)
@@ -186,10 +187,10 @@ class TimelineLabelsModel(ControlModel):
         if saved is None:
             return None, []
         state, meta = saved
-        if meta.get("encoder_id") != self._encoder().encoder_id or meta.get("labels") != self.labels:
+        if meta.get("encoder_id") != self._encoder().encoder_id:
             logger.warning(
-                "%s: the saved model was trained with another frame encoder or label set; predictions stay "
-                "empty until the next training",
+                "%s: the saved model was trained with another frame encoder; predictions stay empty until "
+                "the next training",
                 self.from_name,
             )
             return None, []

@@ -153,3 +153,19 @@ def test_fit_without_usable_tasks_is_skipped(tmp_path):
     missing = {"video": str(session_dir() / "nope.mp4")}
     assert "skipped" in model.fit([AnnotatedTask(9, missing, [])])
     assert ctx.store.current_version() is None
+
+
+def test_changed_label_set_keeps_serving_the_labels_it_still_has(tmp_path):
+    labels, tasks = spliced_labels(), spliced_tasks()
+    ctx = make_context(tmp_path / "models")
+    create(trainable_config(labels, epochs=60), ctx).fit([annotated(t) for t in tasks[:4]])
+    before = create(trainable_config(labels, epochs=60), ctx).predict_regions(tasks[6])
+    assert before
+
+    reordered = create(trainable_config(labels[::-1], epochs=60), ctx).predict_regions(tasks[6])
+    assert sorted(r["value"]["timelinelabels"][0] for r in reordered) == sorted(
+        r["value"]["timelinelabels"][0] for r in before
+    )
+    kept = labels[1:]
+    fewer = create(trainable_config(kept, epochs=60), ctx).predict_regions(tasks[6])
+    assert fewer and all(r["value"]["timelinelabels"][0] in kept for r in fewer)
