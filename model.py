@@ -12,6 +12,8 @@ import torch
 from label_studio_sdk.label_interface import LabelInterface
 
 from control_models.base import AnnotatedTask, ControlModel, ModelContext
+from control_models.timeline_labels import TimelineLabelsModel
+from control_models.timeseries_labels import TimeSeriesLabelsModel
 from utils.annotation_store import AnnotationStore
 from utils.errors import BadRequestError, LabelConfigError, TaskError
 from utils.files import read_json, write_json_atomic
@@ -29,12 +31,7 @@ logger = logging.getLogger(__name__)
 TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
 
 
-def default_control_classes() -> list[type[ControlModel]]:
-    from control_models.timeline_labels import TimelineLabelsModel
-
-    from control_models.timeseries_labels import TimeSeriesLabelsModel
-
-    return [TimelineLabelsModel, TimeSeriesLabelsModel]
+CONTROL_MODEL_CLASSES: list[type[ControlModel]] = [TimelineLabelsModel, TimeSeriesLabelsModel]
 
 
 def project_key(project: Any) -> str:
@@ -64,7 +61,7 @@ class TemporalBackend:
         self.annotations = AnnotationStore(projects_root)
         self.jobs = TrainingJobs(projects_root, self.train_project)
         self.resources = ResourceCache(max_items=32)
-        self.control_classes = control_classes if control_classes is not None else default_control_classes()
+        self.control_classes = control_classes if control_classes is not None else CONTROL_MODEL_CLASSES
         self._predictors = ResourceCache(max_items=64)
         self._setup_credentials: dict[str, LabelStudioCredentials] = {}
         self._lock = threading.Lock()
