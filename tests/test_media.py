@@ -126,3 +126,12 @@ def test_local_files_read_from_shared_document_root(tmp_path) -> None:
     assert media.resolve("/data/local-files/?d=videos/a%20b.mp4") == root / "videos" / "a b.mp4"
     with pytest.raises(MediaError):  # traversal out of the document root falls through to Label Studio
         media.resolve("/data/local-files/?d=../../etc/passwd")
+
+
+def test_symlinked_media_root_still_allows_its_files(tmp_path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "clip.mp4").write_bytes(BODY)
+    (tmp_path / "link").symlink_to(real)
+    media = resolver(tmp_path, local_roots=(tmp_path / "link",))
+    assert media.resolve(str(tmp_path / "link" / "clip.mp4")) == real / "clip.mp4"

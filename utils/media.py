@@ -36,8 +36,12 @@ class MediaResolver:
     ):
         self.cache_dir = cache_dir
         self.credentials = credentials
-        self.local_roots = local_roots
-        self.local_files_document_root = local_files_document_root
+        self.local_roots = tuple(
+            root.resolve() for root in local_roots
+        )  # symlinked roots compare as real paths
+        self.local_files_document_root = (
+            local_files_document_root.resolve() if local_files_document_root else None
+        )
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
 
