@@ -4,8 +4,10 @@ Goes through `TimeSeriesLabelsModel.fit` / `predict_regions` exactly as the HTTP
 accuracy, macro-F1 over labels and segment F1 at IoU 0.5 for
 - basicmotions: train on train*, test on test*;
 - watch: test on subjects 6-7, train on subjects 1 / 1-3 / 1-5 (a learning curve);
-with the baseline trained on the same split in the same run.
-Run: `.venv/bin/python bench/bench_timeseries_quality.py [--quick]` (--quick: basicmotions + watch all only).
+with the baseline trained on the same split in the same run. Watch subjects 1-5 are trained once per seed
+of `--seeds` (cross-subject results vary with the seed), followed by the worst and mean macro-F1.
+Run: `.venv/bin/python bench/bench_timeseries_quality.py [--quick] [--seeds 0 1 2]`
+(--quick: basicmotions + watch subjects 1-5 only).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +116,11 @@ def run_model_factory(dataset: str, name: str, tmp: Path) -> TimeSeriesLabelsMod
     return TimeSeriesLabelsModel.create(control, context)
 
 
-def run_ours(dataset: str, train: list[AnnotatedTask], test: list[AnnotatedTask], tmp: Path) -> dict:
-    model = run_model_factory(dataset, f"{dataset}-{len(train)}", tmp)
+def run_ours(
+    dataset: str, train: list[AnnotatedTask], test: list[AnnotatedTask], tmp: Path, seed: int = 0
+) -> dict:
+    model = run_model_factory(dataset, f"{dataset}-{len(train)}-{seed}", tmp)
+    model.train_config = replace(model.train_config, seed=seed)
     started = time.monotonic()
     report = model.fit(train)
     fit_s = time.monotonic() - started
@@ -185,6 +191,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds for watch 1-5")
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
@@ -214,9 +221,15 @@ def main() -> None:
         curve = [(1, 2, 3, 4, 5)] if args.quick else [(1,), (1, 2, 3), (1, 2, 3, 4, 5)]
         for subjects in curve:
             train = [watch[f"watch_subject0{i}.csv"] for i in subjects]
-            ours = run_ours("watch", train, test, Path(tmp))
             ref = empty if args.no_reference else run_reference("watch", train, test)
-            show(f"watch: train subjects {subjects} -> test subjects (6, 7)", ours, ref)
+            seeds = args.seeds if len(subjects) == 5 else [0]
+            f1s = []
+            for seed in seeds:
+                ours = run_ours("watch", train, test, Path(tmp), seed)
+                f1s.append(ours["macro_f1"])
+                show(f"watch: train subjects {subjects} -> test subjects (6, 7), seed {seed}", ours, ref)
+            if len(seeds) > 1:
+                print(f"  macro_f1 over seeds {seeds}: worst {min(f1s):.3f}, mean {np.mean(f1s):.3f}")
 
 
 if __name__ == "__main__":

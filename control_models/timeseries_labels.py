@@ -8,9 +8,11 @@ Model form. Training data decides it, and the saved metadata records it:
 Labels whose training regions are mostly instants (double click, start == end) are learnt on a few samples
 around the instant and predicted as one instant at the peak of each detected run.
 
-One sequence per task: windows never cross task borders. Channels are standardized with the training
-statistics saved beside the weights. Early stopping uses held-out tasks (three tasks or more) or, with fewer
-tasks, held-out blocks spread over every task (see `utils.sequence_net.holdout_split`).
+One sequence per task: windows never cross task borders. The net sees each channel twice: standardized
+with the training statistics saved beside the weights, and standardized within its own task, which removes a
+recording's offsets and gains (another person or sensor; see `model_input`). Early stopping uses held-out
+tasks (three tasks or more) or, with fewer tasks, held-out blocks spread over every task (see
+`utils.sequence_net.holdout_split`).
 
 Tag attributes (TimelineLabels' names; the reference backend's environment variables are the defaults):
 `model_classifier_epochs` (TRAIN_EPOCHS), `model_classifier_sequence_size` (SEQUENCE_SIZE, samples per
@@ -55,6 +57,19 @@ T = TypeVar("T")
 
 INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
 SWITCH_COST_PER_SAMPLE = 0.5  # Viterbi switch cost, in nats per sample of the shortest segment
+
+
+def _safe_std(values: np.ndarray) -> np.ndarray:
+    std = values.std(axis=0)
+    return np.where(std > 1e-8, std, 1.0)
+
+
+def model_input(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The channels standardized with the training statistics, beside the same channels standardized within
+    the task: the first keep absolute levels, the second drop a recording's own offsets and gains (another
+    person, sensor or mounting), which is what usually changes between the training and new recordings."""
+    own = (values - values.mean(axis=0)) / _safe_std(values)
+    return np.concatenate([(values - mean) / std, own], axis=1).astype(np.float32)
 
 
 def _positive(cast: type) -> Any:
@@ -169,12 +184,11 @@ class TimeSeriesLabelsModel(ControlModel):
         ]
         targets = [self._training_targets(t, mode, instant_labels) for t in targets]
         stacked = np.concatenate(sequences)
-        mean, std = stacked.mean(axis=0), stacked.std(axis=0)
-        std = np.where(std > 1e-8, std, 1.0)
-        sequences = [((s - mean) / std).astype(np.float32) for s in sequences]
+        mean, std = stacked.mean(axis=0), _safe_std(stacked)
+        sequences = [model_input(s, mean, std) for s in sequences]
         train_set, val_set = holdout_split(sequences, targets, self.train_config.sequence_size)
         net_config = NetConfig(
-            in_channels=stacked.shape[1],
+            in_channels=sequences[0].shape[1],
             n_outputs=len(self.labels) + (1 if mode == "exclusive" else 0),
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
@@ -308,7 +322,7 @@ class TimeSeriesLabelsModel(ControlModel):
                 f"task {task.get('id')}: {series.values.shape[1]} channels, the model was trained on {meta['channels']}"
             )
         torch.set_num_threads(self.context.settings.torch_threads)
-        values = ((series.values - np.asarray(meta["mean"])) / np.asarray(meta["std"])).astype(np.float32)
+        values = model_input(series.values, np.asarray(meta["mean"]), np.asarray(meta["std"]))
         probs = probabilities(predict_logits(net, values, int(meta["sequence_size"])), meta["mode"])
         segments = self.decode(probs, meta, sample_period(series.times))
         return [

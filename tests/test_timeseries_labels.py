@@ -10,7 +10,7 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from control_models.base import AnnotatedTask, ModelContext
-from control_models.timeseries_labels import TimeSeriesLabelsModel
+from control_models.timeseries_labels import TimeSeriesLabelsModel, model_input
 from utils.errors import LabelConfigError, TaskError
 from utils.media import MediaResolver
 from utils.settings import Settings
@@ -64,6 +64,18 @@ def basicmotions_tasks(shared_data: Path, prefix: str) -> list[AnnotatedTask]:
 def assert_valid(config: str, regions: list[dict]) -> None:
     errors = LabelInterface(config).validate_prediction({"result": regions, "score": 0.5}, return_errors=True)
     assert errors in ([], True), errors
+
+
+def test_model_input_adds_channels_free_of_a_recordings_offset_and_gain() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((200, 2))
+    other = values * [3.0, 0.5] + [10.0, -2.0]  # the same motion from another sensor or person
+    mean, std = np.zeros(2), np.ones(2)
+    a, b = model_input(values, mean, std), model_input(other, mean, std)
+    assert a.shape == (200, 4) and a.dtype == np.float32
+    assert not np.allclose(a[:, :2], b[:, :2])
+    assert np.allclose(a[:, 2:], b[:, 2:], atol=1e-5)
+    assert np.all(np.isfinite(model_input(np.ones((5, 2)), mean, std)))  # a flat channel stays finite
 
 
 def test_predict_before_training_returns_empty_result(settings: Settings, shared_data: Path) -> None:

@@ -10,6 +10,7 @@ from utils.sequence_net import (
     SequenceNet,
     TrainConfig,
     _sample_windows,
+    epoch_windows,
     holdout_split,
     predict_logits,
     probabilities,
@@ -38,12 +39,19 @@ def test_few_tasks_hold_out_blocks_and_keep_training_pieces_apart() -> None:
 def test_sampled_windows_never_cross_sequence_borders() -> None:
     sequences = [np.full((30, 1), 1, dtype=np.float32), np.full((100, 1), 2, dtype=np.float32)]
     targets = [np.zeros(30, dtype=np.int64), np.ones(100, dtype=np.int64)]
-    x, y, mask = _sample_windows(sequences, targets, 40, 50, np.random.default_rng(0))
+    x, y, mask = _sample_windows(sequences, targets, 40, 50, 0.2, np.random.default_rng(0))
     assert x.shape == (50, 40, 1)
     for window, labels, valid in zip(x, y, mask, strict=True):
         assert len(set(window[valid, 0].tolist())) == 1
         assert len(set(labels[valid].tolist())) == 1
     assert (~mask).any()  # the 30-sample sequence is padded and masked
+
+
+def test_windows_per_epoch_follow_the_training_data_within_bounds() -> None:
+    config = TrainConfig(sequence_size=100, passes_per_epoch=2, min_windows=10, max_windows=50)
+    assert epoch_windows(200, config) == 10  # a tiny project still takes a few steps per epoch
+    assert epoch_windows(1500, config) == 30
+    assert epoch_windows(10**6, config) == 50
 
 
 def test_predict_logits_covers_any_length() -> None:
@@ -68,7 +76,7 @@ def test_training_learns_a_level_shift_on_held_out_data() -> None:
     val_set = tuple(map(list, zip(make(400), strict=True)))
     net, report = train(
         NetConfig(in_channels=1, n_outputs=3, hidden_size=8),
-        TrainConfig(epochs=6, sequence_size=64, windows_per_epoch=64, min_epochs=1),
+        TrainConfig(epochs=6, sequence_size=64, min_epochs=1),
         train_set,
         val_set,
     )

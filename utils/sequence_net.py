@@ -5,8 +5,11 @@ convolutions (a temporal conv net) and a bidirectional GRU for long context at 1
 joined with the full-rate stem features, then a per-sample linear head.
 Two output forms: "exclusive" (softmax over background + labels, class-balanced cross-entropy) and
 "multilabel" (one sigmoid per label, balanced binary cross-entropy; background = no label on).
-Training draws random windows that never cross sequence borders, stops early on
-held-out sequences, and keeps the best held-out state. Prediction averages overlapping windows with a taper.
+Training draws random windows that never cross sequence borders (time-warped by up to ±15%, with channel
+gain/offset jitter and noise), as many per epoch as cover the training data about 4 times (within bounds, so
+training time follows the data), halves the step size when held-out macro-F1 stalls, stops early on held-out
+sequences and keeps the average of the best held-out states. Prediction averages overlapping windows with a
+taper.
 """
 
 from __future__ import annotations
@@ -44,14 +47,19 @@ class TrainConfig:
     min_epochs: int = 15
     sequence_size: int = 512
     batch_size: int = 16
-    windows_per_epoch: int = 384  # random windows per epoch: the same work for small and large projects
+    # windows per epoch cover the training samples about `passes_per_epoch` times, within the bounds (see
+    # `epoch_windows`): tiny projects still take enough steps per epoch, large ones are checked often
+    passes_per_epoch: float = 4.0
+    min_windows: int = 128
+    max_windows: int = 384
+    time_warp: float = 0.15  # training windows are resampled from spans up to this fraction longer/shorter
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     class_weights: bool = True
     f1_threshold: float = 1.01  # stop once held-out macro-F1 and accuracy reach both thresholds
     accuracy_threshold: float = 1.01
     max_seconds: float = 1800.0
-    average_top: int = 3  # weights of the best held-out epochs are averaged when that does not hurt
+    average_top: int = 5  # weights of the best held-out epochs are averaged when that does not hurt
     seed: int = 0
 
 
@@ -186,20 +194,37 @@ def holdout_split(
     return (train_x, train_y), (val_x, val_y)
 
 
+def epoch_windows(train_samples: int, config: TrainConfig) -> int:
+    """Windows per epoch in proportion to the training data, so a small project trains in seconds and a
+    large one still sees all its data between held-out checks."""
+    wanted = round(config.passes_per_epoch * train_samples / config.sequence_size)
+    return int(np.clip(wanted, config.min_windows, config.max_windows))
+
+
 def _sample_windows(
-    sequences: list[np.ndarray], targets: list[np.ndarray], size: int, count: int, rng: np.random.Generator
+    sequences: list[np.ndarray],
+    targets: list[np.ndarray],
+    size: int,
+    count: int,
+    warp: float,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`count` windows (count, size, C) at random places, each inside one sequence (pieces are chosen in
-    proportion to their length), with targets and a validity mask; short pieces are padded and masked."""
+    proportion to their length), with targets and a validity mask; short pieces are padded and masked.
+    Each window is resampled from a span up to `warp` (a fraction) longer or shorter than `size`: people
+    and machines do the same thing at different speeds."""
     lengths = np.array([len(x) for x in sequences], dtype=np.float64)
     picks = rng.choice(len(sequences), size=count, p=lengths / lengths.sum())
     xs, ys, ms = [], [], []
     for i in picks:
         x, y = sequences[i], targets[i]
         if len(x) >= size:
-            start = int(rng.integers(0, len(x) - size + 1))
-            xs.append(x[start : start + size])
-            ys.append(y[start : start + size])
+            span = min(len(x), round(size * rng.uniform(1 - warp, 1 + warp)))
+            pos = int(rng.integers(0, len(x) - span + 1)) + np.linspace(0, span - 1, size)
+            lo = np.floor(pos).astype(int)
+            frac = (pos - lo)[:, None]
+            xs.append((x[lo] * (1 - frac) + x[np.minimum(lo + 1, len(x) - 1)] * frac).astype(np.float32))
+            ys.append(y[np.rint(pos).astype(int)])
             ms.append(np.ones(size, dtype=bool))
         else:
             pad = size - len(x)
@@ -274,14 +299,18 @@ def train(
     val_set: tuple[list[np.ndarray], list[np.ndarray]],
 ) -> tuple[SequenceNet, dict]:
     """Fit on `train_set` (standardized float32 sequences, targets: class ids or multi-hot), keep the state
-    with the best held-out macro-F1 (or the average of the best few, see `average_top`), and stop after `patience` epochs without a gain (not before
-    `min_epochs`). An epoch is a fixed number of random windows, so small and large projects both get
-    enough optimizer steps per epoch for patience to mean the same thing."""
+    with the best held-out macro-F1 (or the average of the best few, see `average_top`), and stop after
+    `patience` epochs without a gain (not before `min_epochs`). An epoch is a number of random windows in
+    proportion to the training data (see `epoch_windows`)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     net = SequenceNet(net_config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    # halve the step size when held-out macro-F1 stalls: the held-out score settles instead of jumping
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=0.5, patience=max(1, config.patience // 3)
+    )
     weights = (
         _class_weights(train_set[1], config.mode, net_config.n_outputs) if config.class_weights else None
     )
@@ -289,9 +318,10 @@ def train(
     best: tuple[float, dict, dict] | None = None
     top: list[tuple[float, int, dict]] = []  # the best few held-out states, averaged at the end
     stale, started, history = 0, time.monotonic(), []
+    windows = epoch_windows(sum(len(x) for x in train_set[0]), config)
     for epoch in range(1, config.epochs + 1):
         net.train()
-        x_all, y_all, m_all = _sample_windows(*train_set, size, config.windows_per_epoch, rng)
+        x_all, y_all, m_all = _sample_windows(*train_set, size, windows, config.time_warp, rng)
         order = np.arange(len(x_all))
         total = 0.0
         for i in range(0, len(order), config.batch_size):
@@ -311,6 +341,7 @@ def train(
         metrics = evaluate(net, *val_set, config.mode, size)
         metrics.update(epoch=epoch, train_loss=total / len(order))
         history.append(metrics)
+        scheduler.step(metrics["macro_f1"])
         top = sorted([*top, (metrics["macro_f1"], epoch, _copy(net))], key=lambda t: -t[0])[
             : config.average_top
         ]
@@ -330,7 +361,7 @@ def train(
             break
     assert best is not None
     net.load_state_dict(best[1])
-    report = {"best": best[2], "epochs": len(history), "averaged": False}
+    report = {"best": best[2], "epochs": len(history), "windows_per_epoch": windows, "averaged": False}
     if len(top) > 1:
         net.load_state_dict({k: torch.stack([t[2][k] for t in top]).mean(0) for k in best[1]})
         averaged = evaluate(net, *val_set, config.mode, size)
