@@ -1,5 +1,7 @@
 """Annotations received by webhook, kept per project under the model dir, for training when the service
-has no Label Studio API access. Stored as Label Studio-shaped tasks so both sources look the same."""
+has no Label Studio API access. One small file per annotation, so a webhook writes only its own file (no
+project-wide lock or rewrite) and answers fast. Returned as Label Studio-shaped tasks, so both sources of
+training data look the same."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from utils.files import read_json, safe_name, write_json_atomic
-from utils.locks import file_lock
 
 ANNOTATION_FIELDS = ("id", "result", "was_cancelled", "ground_truth", "updated_at", "created_at")
 
@@ -16,39 +17,31 @@ class AnnotationStore:
     def __init__(self, root: Path):
         self.root = root
 
-    def _path(self, project_id: str) -> Path:
-        return self.root / safe_name(project_id) / "annotations.json"
-
-    def _change(self, project_id: str, change) -> None:  # noqa: ANN001 - small internal callback
-        path = self._path(project_id)
-        with file_lock(path.with_suffix(".lock")):
-            data = read_json(path, default={})
-            data = data if isinstance(data, dict) else {}
-            change(data)
-            write_json_atomic(path, data)
+    def _dir(self, project_id: str) -> Path:
+        return self.root / safe_name(project_id) / "annotations"
 
     def upsert(self, project_id: str, annotation: dict[str, Any], task: dict[str, Any]) -> None:
         """Keep (or replace) one annotation together with the task data it belongs to."""
         record = {key: annotation.get(key) for key in ANNOTATION_FIELDS}
         record["task"] = {"id": task.get("id", annotation.get("task")), "data": task.get("data") or {}}
-        self._change(project_id, lambda data: data.__setitem__(str(annotation["id"]), record))
+        write_json_atomic(self._dir(project_id) / f"{safe_name(annotation['id'])}.json", record)
 
-    def delete(self, project_id: str, annotation_ids: list[int]) -> None:
-        def drop(data: dict[str, Any]) -> None:
-            for annotation_id in annotation_ids:
-                data.pop(str(annotation_id), None)
-
-        self._change(project_id, drop)
+    def delete(self, project_id: str, annotation_ids: list[Any]) -> None:
+        for annotation_id in annotation_ids:
+            (self._dir(project_id) / f"{safe_name(annotation_id)}.json").unlink(missing_ok=True)
 
     def tasks(self, project_id: str) -> list[dict[str, Any]]:
         """Tasks with their stored annotations, in Label Studio's task shape."""
-        data = read_json(self._path(project_id), default={})
         tasks: dict[int, dict[str, Any]] = {}
-        for record in (data or {}).values():
-            task = record["task"]
+        directory = self._dir(project_id)
+        for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+            record = read_json(path)
+            if not isinstance(record, dict) or not isinstance(record.get("task"), dict):
+                continue  # a file being replaced right now, or damaged: never training data
+            task = record.pop("task")
             entry = tasks.setdefault(
                 int(task["id"]), {"id": task["id"], "data": task["data"], "annotations": []}
             )
             entry["data"] = task["data"] or entry["data"]
-            entry["annotations"].append({k: v for k, v in record.items() if k != "task"})
+            entry["annotations"].append(record)
         return list(tasks.values())
