@@ -169,17 +169,20 @@ def run_reference(dataset: str, train: list[AnnotatedTask], test: list[Annotated
     return {**result, "segment_f1_per_task": float(np.mean(segment_scores)), "fit_s": fit_s}
 
 
+SCORE_KEYS = (
+    "accuracy",
+    "macro_f1",
+    "segment_f1",
+    "segment_f1_per_task",
+    "segments",
+    "true_segments",
+    "fit_s",
+)
+
+
 def show(name: str, ours: dict, ref: dict) -> None:
     print(f"\n== {name}")
-    for key in (
-        "accuracy",
-        "macro_f1",
-        "segment_f1",
-        "segment_f1_per_task",
-        "segments",
-        "true_segments",
-        "fit_s",
-    ):
+    for key in SCORE_KEYS:
         a, b = ours[key], ref[key]
         ratio = f"x{a / b:.2f}" if isinstance(b, float) and b > 0 else ""
         print(f"  {key:20s} ours {a:9.3f}   reference {b:9.3f}   {ratio}")
@@ -197,18 +200,7 @@ def main() -> None:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
     )
     torch.set_num_threads(1)
-    empty = {
-        k: 0.0
-        for k in (
-            "accuracy",
-            "macro_f1",
-            "segment_f1",
-            "segment_f1_per_task",
-            "segments",
-            "true_segments",
-            "fit_s",
-        )
-    }
+    empty = dict.fromkeys(SCORE_KEYS, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         bm = load_tasks("basicmotions")
         train = [t for n, t in sorted(bm.items()) if n.startswith("basicmotions_train")]

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel, parse_bool
+from control_models.base import AnnotatedTask, ControlModel, fraction, parse_bool, positive
 from utils.errors import LabelConfigError, TaskError
 from utils.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
 from utils.sequence_net import (
@@ -70,23 +70,6 @@ def model_input(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
     person, sensor or mounting), which is what usually changes between the training and new recordings."""
     own = (values - values.mean(axis=0)) / _safe_std(values)
     return np.concatenate([(values - mean) / std, own], axis=1).astype(np.float32)
-
-
-def _positive(cast: type) -> Any:
-    def convert(raw: str) -> Any:
-        value = cast(raw)
-        if value <= 0:
-            raise ValueError("must be positive")
-        return value
-
-    return convert
-
-
-def _fraction(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value <= 1:
-        raise ValueError("must be between 0 and 1")
-    return value
 
 
 class TimeSeriesLabelsModel(ControlModel):
@@ -124,34 +107,34 @@ class TimeSeriesLabelsModel(ControlModel):
             sep=obj.get("sep", ",") or ",",
             time_format=obj.get("timeFormat", "") or "",
             channels=channel_columns(list(self.object_tag.children or [])),
-            max_rows=env("TIMESERIES_MAX_ROWS", DEFAULT_MAX_ROWS, _positive(int)),
+            max_rows=env("TIMESERIES_MAX_ROWS", DEFAULT_MAX_ROWS, positive(int)),
         )
         self.train_config = TrainConfig(
             epochs=self.attr(
-                "model_classifier_epochs", env("TRAIN_EPOCHS", 60, _positive(int)), _positive(int)
+                "model_classifier_epochs", env("TRAIN_EPOCHS", 60, positive(int)), positive(int)
             ),
             sequence_size=self.attr(
-                "model_classifier_sequence_size", env("SEQUENCE_SIZE", 512, _positive(int)), _positive(int)
+                "model_classifier_sequence_size", env("SEQUENCE_SIZE", 512, positive(int)), positive(int)
             ),
             f1_threshold=self.attr(
-                "model_classifier_f1_threshold", env("MIN_CLASS_F1_THRESHOLD", 0.95, _fraction), _fraction
+                "model_classifier_f1_threshold", env("MIN_CLASS_F1_THRESHOLD", 0.95, fraction), fraction
             ),
             accuracy_threshold=self.attr(
                 "model_classifier_accuracy_threshold",
-                env("BALANCED_ACCURACY_THRESHOLD", 1.0, _fraction),
-                _fraction,
+                env("BALANCED_ACCURACY_THRESHOLD", 1.0, fraction),
+                fraction,
             ),
             class_weights=env("USE_CLASS_WEIGHTS", True, parse_bool),
         )
         self.hidden_size = self.attr(
-            "model_classifier_hidden_size", env("HIDDEN_SIZE", 64, _positive(int)), _positive(int)
+            "model_classifier_hidden_size", env("HIDDEN_SIZE", 64, positive(int)), positive(int)
         )
         self.num_layers = self.attr(
-            "model_classifier_num_layers", env("NUM_LAYERS", 1, _positive(int)), _positive(int)
+            "model_classifier_num_layers", env("NUM_LAYERS", 1, positive(int)), positive(int)
         )
-        self.score_threshold: float | None = self.attr("model_score_threshold", None, _fraction)
-        self.min_duration: float | None = self.attr("model_min_duration", None, _positive(float))
-        self.merge_gap: float | None = self.attr("model_merge_gap", None, _positive(float))
+        self.score_threshold: float | None = self.attr("model_score_threshold", None, fraction)
+        self.min_duration: float | None = self.attr("model_min_duration", None, positive(float))
+        self.merge_gap: float | None = self.attr("model_merge_gap", None, positive(float))
 
     # --- data ------------------------------------------------------------------------------
     def load_series(self, task: dict[str, Any]) -> Series:

@@ -144,6 +144,11 @@ def start_label_studio(data_dir: Path, document_root: Path, log_path: Path, time
         log_path,
         f"http://127.0.0.1:{port}",
     )
+    return _healthy_or_stopped(server, timeout_s)
+
+
+def _healthy_or_stopped(server: Server, timeout_s: float) -> Server:
+    """The server once it answers /health; stopped again (no stray process) when it never does."""
     try:
         server.wait_healthy(timeout_s)
     except BaseException:
@@ -174,9 +179,4 @@ def start_backend(
     env.update(env_overrides)
     cmd = [str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:create_app()"]
     server = _spawn("backend", cmd, env, REPO, log_path, f"http://127.0.0.1:{port}", auth)
-    try:
-        server.wait_healthy(timeout_s)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _healthy_or_stopped(server, timeout_s)
