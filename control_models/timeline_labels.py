@@ -1,5 +1,15 @@
 """`<TimelineLabels>` on `<Video>`: per-frame YOLO class probabilities (simple mode) or a temporal network
-trained on YOLO frame features from every annotated task (trainable mode)."""
+trained on YOLO frame features from every annotated task (trainable mode).
+
+Tag attributes (defaults in brackets): `model_trainable` [false]; `model_path` [yolov8n-cls.pt, looked up in
+MODEL_DIR / MODEL_ROOTS]; `model_score_threshold` [0.5]; `model_frame_step` [1: encode every k-th frame];
+`model_min_segment_frames` [3] and `model_merge_gap_frames` [2] against flicker; trainable mode:
+`model_classifier_epochs` [1000], `model_classifier_sequence_size` [16], `model_classifier_hidden_size` [32],
+`model_classifier_num_layers` [1], `model_classifier_f1_threshold` [0.95] and
+`model_classifier_accuracy_threshold` [1.0] (early stop once held-out frames reach both). Simple mode maps
+labels to classes by name or `<Label predicted_values="a,b">`. Frames follow `<Video frameRate>` [24; `$field`
+reads it from the task], aligned to the decoded video by time.
+"""
 
 from __future__ import annotations
 
