@@ -64,6 +64,11 @@ class TemporalBackend:
         self.control_classes = control_classes if control_classes is not None else CONTROL_MODEL_CLASSES
         self._predictors = ResourceCache(max_items=64)
         self._setup_credentials: dict[str, LabelStudioCredentials] = {}
+        self._env_credentials = (
+            LabelStudioCredentials(settings.label_studio_url, settings.label_studio_api_key)
+            if settings.label_studio_url
+            else None
+        )
         self._lock = threading.Lock()
 
     # --- protocol ----------------------------------------------------------------------------
@@ -71,7 +76,9 @@ class TemporalBackend:
         pid = project_key(project)
         if hostname and access_token:
             with self._lock:
-                self._setup_credentials[pid] = LabelStudioCredentials(hostname, access_token)
+                known = self._setup_credentials.get(pid)
+                if known is None or (known.url, known.api_key) != (hostname.rstrip("/"), access_token):
+                    self._setup_credentials[pid] = LabelStudioCredentials(hostname, access_token)
         self._predictors_for(pid, label_config)  # validates the config and warms the models
         self._remember_config(pid, label_config)
         return {"model_version": self.model_version(pid, label_config)}
@@ -151,8 +158,8 @@ class TemporalBackend:
         )
 
     def _credentials_for(self, project_id: str) -> LabelStudioCredentials | None:
-        if self.settings.label_studio_url:
-            return LabelStudioCredentials(self.settings.label_studio_url, self.settings.label_studio_api_key)
+        if self._env_credentials is not None:
+            return self._env_credentials
         with self._lock:
             return self._setup_credentials.get(project_id)
 
@@ -160,7 +167,7 @@ class TemporalBackend:
         s = self.settings
         return MediaResolver(
             cache_dir=s.cache_dir,
-            credentials=self._credentials_for(project_id),
+            credentials=lambda: self._credentials_for(project_id),
             local_roots=s.media_roots,
             local_files_document_root=s.local_files_document_root,
             max_bytes=s.media_max_bytes,
@@ -193,11 +200,8 @@ class TemporalBackend:
         return read_json(self.store.project_dir(project_id) / "project.json", default={}).get("label_config")
 
     def _training_tasks(self, project_id: str) -> list[dict[str, Any]]:
-        if self.settings.label_studio_url and self.settings.label_studio_api_key:
-            credentials = LabelStudioCredentials(
-                self.settings.label_studio_url, self.settings.label_studio_api_key
-            )
-            return fetch_annotated_tasks(credentials, project_id)
+        if self._env_credentials is not None and self._env_credentials.usable:
+            return fetch_annotated_tasks(self._env_credentials, project_id)
         return self.annotations.tasks(project_id)
 
     def train_project(self, project_id: str) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class TimeSeriesLabelsModel(ControlModel):
     def __init__(self, control: Any, context: Any):
         super().__init__(control, context)
         self._lock = threading.Lock()
-        self._loaded: tuple[str, SequenceNet, dict[str, Any]] | None = None
+        self._loaded: tuple[str, SequenceNet | None, dict[str, Any]] | None = None
         self._warned_untrained = False
 
     # --- configuration ---------------------------------------------------------------------
@@ -288,10 +288,17 @@ class TimeSeriesLabelsModel(ControlModel):
                 if loaded is None:
                     return None
                 state, meta = loaded
-                net = SequenceNet(NetConfig(**meta["net"]))
-                net.load_state_dict(state)
-                net.eval()
-                self._loaded = (version, net, meta)
+                try:
+                    net = SequenceNet(NetConfig(**meta["net"]))
+                    net.load_state_dict(state)
+                except (KeyError, TypeError, RuntimeError) as exc:
+                    logger.error(
+                        "%s: saved model %s is unusable (%s); retrain it", self.from_name, version, exc
+                    )
+                    net = None
+                self._loaded = (version, net.eval() if net is not None else None, meta)
+            if self._loaded[1] is None:
+                return None
             return self._loaded[1], self._loaded[2]
 
     def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
@@ -300,11 +307,11 @@ class TimeSeriesLabelsModel(ControlModel):
             return []
         net, meta = trained
         series = self.load_series(task)
-        if series.values.shape[1] != len(meta["channels"]):
+        if list(series.channels) != list(meta["channels"]):
             raise TaskError(
-                f"task {task.get('id')}: {series.values.shape[1]} channels, the model was trained on {meta['channels']}"
+                f"task {task.get('id')}: channels {list(series.channels)}, but the model was trained on "
+                f"{meta['channels']}; retrain after changing the channels"
             )
-        torch.set_num_threads(self.context.settings.torch_threads)
         values = model_input(series.values, np.asarray(meta["mean"]), np.asarray(meta["std"]))
         probs = probabilities(predict_logits(net, values, int(meta["sequence_size"])), meta["mode"])
         segments = self.decode(probs, meta, sample_period(series.times))

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.app_factory import VIDEO_CONFIG, make_app
 from utils.errors import MediaError
 from utils.ls_auth import LabelStudioCredentials
 from utils.media import MediaResolver
@@ -60,7 +61,7 @@ def server():
 
 def resolver(tmp_path, url: str = "", key: str = "", **kwargs) -> MediaResolver:
     creds = LabelStudioCredentials(url, key) if url else None
-    return MediaResolver(cache_dir=tmp_path / "cache", credentials=creds, **kwargs)
+    return MediaResolver(cache_dir=tmp_path / "cache", credentials=lambda: creds, **kwargs)
 
 
 def test_label_studio_upload_is_downloaded_with_legacy_token(tmp_path, server) -> None:
@@ -135,3 +136,15 @@ def test_symlinked_media_root_still_allows_its_files(tmp_path) -> None:
     (tmp_path / "link").symlink_to(real)
     media = resolver(tmp_path, local_roots=(tmp_path / "link",))
     assert media.resolve(str(tmp_path / "link" / "clip.mp4")) == real / "clip.mp4"
+
+
+def test_setup_credentials_reach_models_built_before_setup(settings, server) -> None:
+    client = make_app(settings).test_client()
+    task = {"id": 1, "data": {"video": "/data/upload/1/clip.mp4"}}
+    payload = {"tasks": [task], "project": "1.1", "label_config": VIDEO_CONFIG}
+    assert client.post("/predict", json=payload).status_code == 200  # no Label Studio known yet: empty result
+    assert FakeLabelStudio.seen == []
+    setup = {"project": "1.1", "schema": VIDEO_CONFIG, "hostname": server, "access_token": "abc123"}
+    assert client.post("/setup", json=setup).status_code == 200
+    assert client.post("/predict", json=payload).status_code == 200
+    assert FakeLabelStudio.seen == [("/data/upload/1/clip.mp4", "Token abc123")]

@@ -208,3 +208,17 @@ def test_fit_without_usable_regions_is_skipped(settings: Settings, shared_data: 
     task = basicmotions_tasks(shared_data, "basicmotions_train0")[0]
     assert "skipped" in model.fit([AnnotatedTask(1, task.data, [])])
     assert model.context.store.current_version() is None
+
+
+def test_other_channels_than_trained_on_get_a_task_error(settings, shared_data) -> None:
+    model = make_model(BASIC_CONFIG, settings, shared_data)
+    model.fit(basicmotions_tasks(shared_data, "basicmotions_train0"))
+    swapped = BASIC_CONFIG.replace(
+        '<Channel column="acc_x"/><Channel column="acc_y"/>',
+        '<Channel column="acc_y"/><Channel column="acc_x"/>',
+    )
+    other = make_model(swapped, settings, shared_data)
+    task = {"id": 7, "data": {"csv_url": str(shared_data / "timeseries/basicmotions/basicmotions_test0.csv")}}
+    assert model.predict_regions(task)  # the trained channel order predicts
+    with pytest.raises(TaskError, match="trained on"):
+        other.predict_regions(task)

@@ -65,3 +65,10 @@ def test_one_sample_segment_is_an_instant() -> None:
     times = np.arange(5, dtype=float) * 0.5
     value = segment_value(Segment(1, 3, 3, 0.7), times, LABELS, TimeAxis(), KEY)
     assert value == {"start": 1.5, "end": 1.5, "instant": True, KEY: ["Walk"]}
+
+
+def test_instant_outside_the_series_is_skipped_not_clamped() -> None:
+    times = np.array([0.0, 1.0, 2.0, 3.0])
+    region = {"value": {"start": 100.0, "end": 100.0, "instant": True, "timeserieslabels": ["Peak"]}}
+    result = regions_to_targets([region], times, ["Peak"], TimeAxis(), "timeserieslabels")
+    assert result.targets.sum() == 0 and result.skipped == 1

@@ -81,3 +81,8 @@ def test_training_learns_a_level_shift_on_held_out_data() -> None:
         val_set,
     )
     assert report["best"]["macro_f1"] > 0.9
+
+
+def test_a_one_sample_series_still_has_training_data() -> None:
+    (train_x, _), (val_x, _) = holdout_split([np.ones((1, 2))], [np.zeros(1)], window=16)
+    assert sum(len(x) for x in train_x) == 1 and sum(len(x) for x in val_x) == 1

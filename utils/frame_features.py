@@ -117,9 +117,12 @@ class FeatureExtractor:
         stat = path.stat()
         identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         with self._lock:
-            if identity not in self._digests:
-                self._digests[identity] = file_digest(path)
-            return self._digests[identity]
+            known = self._digests.get(identity)
+        if known is None:  # hash outside the lock: a large file must not stall other requests
+            known = file_digest(path)
+            with self._lock:
+                self._digests[identity] = known
+        return known
 
     def features(self, path: Path, step: int = 1) -> VideoFeatures:
         try:
@@ -142,4 +145,8 @@ class FeatureExtractor:
             key,
             {"features": result.features, "probs": result.probs, "fps": np.asarray([result.fps])},
         )
-        return result
+        # Serve what the cache now holds, so the first and every later request see the same numbers.
+        stored = self.cache.get(key, required=("features", "probs", "fps"))
+        if stored is None:
+            return result
+        return VideoFeatures(stored["features"], stored["probs"], result.fps)

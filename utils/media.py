@@ -7,6 +7,7 @@ import base64
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -23,12 +24,13 @@ CHUNK = 1 << 20
 
 
 class MediaResolver:
-    """Resolves media for one project. `credentials` point at the Label Studio that owns the tasks."""
+    """Resolves media for one project. `credentials` returns, at each download, the Label Studio that owns
+    the tasks (it may become known after the resolver is built, when /setup brings a hostname and token)."""
 
     def __init__(
         self,
         cache_dir: Path,
-        credentials: LabelStudioCredentials | None = None,
+        credentials: Callable[[], LabelStudioCredentials | None] = lambda: None,
         local_roots: tuple[Path, ...] = (),
         local_files_document_root: Path | None = None,
         max_bytes: int = 2 * 1024**3,
@@ -91,12 +93,13 @@ class MediaResolver:
 
     # --- remote files ----------------------------------------------------------------------
     def _label_studio_url(self, reference: str) -> str:
-        if self.credentials is None or not self.credentials.url:
+        credentials = self.credentials()
+        if credentials is None or not credentials.url:
             raise MediaError(
                 f"media {reference!r} is relative to Label Studio, but LABEL_STUDIO_URL is not set "
                 "and /setup gave no hostname"
             )
-        return f"{self.credentials.url}{reference}"
+        return f"{credentials.url}{reference}"
 
     def _presign_url(self, reference: str, task_id: int | None) -> str:
         if task_id is None:
@@ -105,7 +108,7 @@ class MediaResolver:
         return self._label_studio_url(f"/tasks/{task_id}/presign/?fileuri={encoded}")
 
     def _headers_for(self, url: str) -> dict[str, str]:
-        creds = self.credentials
+        creds = self.credentials()
         if creds is None or not creds.url:
             return {}
         if urlparse(url).netloc != urlparse(creds.url).netloc:

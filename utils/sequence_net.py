@@ -191,6 +191,8 @@ def holdout_split(
             train_y.append(y[piece_start:])
     if not val_x:  # sequences of a few samples: nothing to hold out, so stop on the training data
         return (train_x, train_y), (train_x, train_y)
+    if not train_x:  # the held-out blocks took every sample: train and stop on the same data
+        return (val_x, val_y), (val_x, val_y)
     return (train_x, train_y), (val_x, val_y)
 
 

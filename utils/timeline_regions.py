@@ -55,7 +55,11 @@ def regions_to_frame_labels(
             else:
                 unknown.add(label)
         for span in value.get("ranges") or []:
-            start, end = int(span["start"]), int(span["end"])
+            try:
+                start, end = int(span["start"]), int(span["end"])
+            except (KeyError, TypeError, ValueError):
+                logger.warning("%s: ignoring a malformed range %r", from_name, span)
+                continue
             start, end = max(start, 1), min(end, frame_count)
             if start <= end:
                 target[start - 1 : end, columns] = 1

@@ -59,7 +59,8 @@ def regions_to_targets(
             continue
         if value.get("instant") or start == end:
             nearest = _nearest(times, start)
-            covered = slice(nearest, nearest + 1)
+            inside = abs(times[nearest] - start) <= max(tolerance, 1e-9)  # not an instant past either end
+            covered = slice(nearest, nearest + 1) if inside else slice(0, 0)
         else:
             first = int(np.searchsorted(times, start - tolerance, side="left"))
             last = int(np.searchsorted(times, end + tolerance, side="right"))
