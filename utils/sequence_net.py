@@ -344,12 +344,12 @@ def train(
         metrics.update(epoch=epoch, train_loss=total / len(order))
         history.append(metrics)
         scheduler.step(metrics["macro_f1"])
-        top = sorted([*top, (metrics["macro_f1"], epoch, _copy(net))], key=lambda t: -t[0])[
+        top = sorted([*top, (metrics["macro_f1"], epoch, copy_state(net))], key=lambda t: -t[0])[
             : config.average_top
         ]
         if best is None or metrics["macro_f1"] > best[0] + 1e-4:
             best, stale = (
-                (metrics["macro_f1"], _copy(net), metrics),
+                (metrics["macro_f1"], copy_state(net), metrics),
                 0,
             )
         else:
@@ -375,5 +375,6 @@ def train(
     return net, {**report, "seconds": round(time.monotonic() - started, 1)}
 
 
-def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
+def copy_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the weights, to keep the best epoch while training goes on."""
     return {k: v.detach().clone() for k, v in net.state_dict().items()}

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from utils.sequence_net import copy_state, window_starts
+
 logger = logging.getLogger(__name__)
 
 
@@ -87,16 +89,6 @@ class TimelineNet(nn.Module):
         self.feature_std.copy_(torch.as_tensor(np.maximum(std, floor), dtype=torch.float32))
 
 
-def windows(length: int, size: int, stride: int) -> list[int]:
-    """Start frames of windows of `size` with `stride` covering 0..length-1, the last one flush."""
-    if length <= size:
-        return [0]
-    starts = list(range(0, length - size + 1, stride))
-    if starts[-1] != length - size:
-        starts.append(length - size)
-    return starts
-
-
 def _window_batch(
     sequences: list[tuple[np.ndarray, np.ndarray]], size: int, stride: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -104,7 +96,7 @@ def _window_batch(
     that is zero on padding (sequences shorter than a window)."""
     xs, ys, masks = [], [], []
     for x, y in sequences:
-        for start in windows(len(x), size, stride):
+        for start in window_starts(len(x), size, stride):
             chunk = slice(start, start + size)
             n = len(x[chunk])
             pad = size - n
@@ -169,7 +161,7 @@ def predict_proba(net: TimelineNet, features: np.ndarray, sequence_size: int) ->
     net.eval()
     length = len(features)
     size = min(sequence_size, length)
-    starts = windows(length, size, max(1, size // 2))
+    starts = window_starts(length, size, max(1, size // 2))
     x = torch.as_tensor(np.stack([features[s : s + size] for s in starts]), dtype=torch.float32)
     probs = torch.sigmoid(net(x)).numpy()  # (W, size, L)
     total = np.zeros((length, probs.shape[2]))
@@ -205,7 +197,7 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
 
     best = {"loss": math.inf, "f1": 0.0, "accuracy": 0.0, "epoch": 0}
-    best_state = _snapshot(net)
+    best_state = copy_state(net)
     epoch = 0
     for epoch in range(1, config.epochs + 1):
         net.train()
@@ -219,7 +211,7 @@ def fit(
         scores = evaluate(net, valid or train, config.sequence_size, threshold, criterion)
         reached = scores["f1"] >= config.f1_threshold and scores["accuracy"] >= config.accuracy_threshold
         if scores["loss"] < best["loss"] or reached:
-            best, best_state = {**scores, "epoch": epoch}, _snapshot(net)
+            best, best_state = {**scores, "epoch": epoch}, copy_state(net)
         if reached:
             break
         if epoch - best["epoch"] >= config.patience:
@@ -239,10 +231,6 @@ def fit(
         "validation_frames": int(sum(len(v[0]) for v in valid)),
         "train_seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
 def _masked_loss(
