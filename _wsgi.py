@@ -14,9 +14,9 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from model import TemporalBackend
-from utils.errors import BackendError, BadRequestError, UnauthorizedError
-from utils.metrics import RequestMetrics
-from utils.settings import Settings
+from utils.service.errors import BackendError, BadRequestError, UnauthorizedError
+from utils.service.metrics import RequestMetrics
+from utils.service.settings import Settings
 
 logger = logging.getLogger("backend.http")
 

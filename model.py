@@ -14,17 +14,17 @@ from label_studio_sdk.label_interface import LabelInterface
 from control_models.base import AnnotatedTask, ControlModel, ModelContext
 from control_models.timeline_labels import TimelineLabelsModel
 from control_models.timeseries_labels import TimeSeriesLabelsModel
-from utils.annotation_store import AnnotationStore
-from utils.errors import BadRequestError, LabelConfigError, TaskError
-from utils.files import read_json, write_json_atomic
-from utils.jobs import TrainingJobs
-from utils.ls_auth import LabelStudioCredentials
-from utils.ls_client import fetch_annotated_tasks
-from utils.media import MediaResolver
-from utils.resources import ResourceCache
-from utils.settings import Settings
-from utils.storage import ModelStore
-from utils.training_data import labelled_tasks
+from utils.labelstudio.auth import LabelStudioCredentials
+from utils.labelstudio.client import fetch_annotated_tasks
+from utils.labelstudio.media import MediaResolver
+from utils.labelstudio.training_data import labelled_tasks
+from utils.service.annotation_store import AnnotationStore
+from utils.service.errors import BadRequestError, LabelConfigError, TaskError
+from utils.service.files import read_json, write_json_atomic
+from utils.service.jobs import TrainingJobs
+from utils.service.model_store import ModelStore
+from utils.service.resources import ResourceCache
+from utils.service.settings import Settings
 
 logger = logging.getLogger(__name__)
 

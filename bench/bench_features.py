@@ -30,9 +30,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tests.yolo_checkpoint import build_checkpoint  # noqa: E402
-from utils.frame_encoder import YoloFrameEncoder  # noqa: E402
-from utils.frame_features import encode_video  # noqa: E402
-from utils.video_reader import FrameBatches  # noqa: E402
+from utils.video.encoder import YoloFrameEncoder  # noqa: E402
+from utils.video.features import encode_video  # noqa: E402
+from utils.video.reader import FrameBatches  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "spliced" / "spliced_train7.mp4"
 

@@ -32,11 +32,11 @@ from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pad_sequence  # noqa: E402
 
 from tests.timeline_support import FROM_NAME, spliced_checkpoint, spliced_labels, spliced_tasks  # noqa: E402
-from utils.feature_cache import FeatureCache  # noqa: E402
-from utils.frame_encoder import YoloFrameEncoder  # noqa: E402
-from utils.frame_features import FeatureExtractor  # noqa: E402
-from utils.timeline_net import NetConfig, TimelineNet, TrainConfig, fit, macro_f1, predict_proba  # noqa: E402
-from utils.timeline_regions import regions_to_frame_labels  # noqa: E402
+from utils.temporal.timeline_net import NetConfig, TimelineNet, TrainConfig, fit, macro_f1, predict_proba  # noqa: E402
+from utils.video.encoder import YoloFrameEncoder  # noqa: E402
+from utils.video.feature_cache import FeatureCache  # noqa: E402
+from utils.video.features import FeatureExtractor  # noqa: E402
+from utils.video.regions import regions_to_frame_labels  # noqa: E402
 
 TRAIN_COUNTS = (1, 2, 4, 6)
 TEST_VIDEOS = slice(6, 8)

@@ -25,8 +25,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tests.yolo_checkpoint import build_checkpoint  # noqa: E402
-from utils.frame_encoder import YoloFrameEncoder  # noqa: E402
-from utils.frame_features import encode_video  # noqa: E402
+from utils.video.encoder import YoloFrameEncoder  # noqa: E402
+from utils.video.features import encode_video  # noqa: E402
 
 FPS = 25
 SIZE = (1280, 720)

@@ -31,7 +31,7 @@ from tests.timeline_support import (  # noqa: E402
     spliced_tasks,
     timeline_config,
 )
-from utils.video_reader import FrameBatches  # noqa: E402
+from utils.video.reader import FrameBatches  # noqa: E402
 
 
 def write_video(target: Path, sources: list[Path], frames: int, fps: float = 25.0) -> Path:

@@ -32,12 +32,12 @@ from label_studio_sdk.label_interface import LabelInterface  # noqa: E402
 
 from control_models.base import AnnotatedTask, ModelContext  # noqa: E402
 from control_models.timeseries_labels import TimeSeriesLabelsModel  # noqa: E402
-from utils.media import MediaResolver  # noqa: E402
-from utils.settings import Settings  # noqa: E402
-from utils.storage import ModelStore  # noqa: E402
-from utils.timeseries_reader import SeriesSpec, read_series  # noqa: E402
-from utils.timeseries_regions import regions_to_targets  # noqa: E402
-from utils.timeseries_time import TimeAxis  # noqa: E402
+from utils.labelstudio.media import MediaResolver  # noqa: E402
+from utils.service.model_store import ModelStore  # noqa: E402
+from utils.service.settings import Settings  # noqa: E402
+from utils.timeseries.reader import SeriesSpec, read_series  # noqa: E402
+from utils.timeseries.regions import regions_to_targets  # noqa: E402
+from utils.timeseries.time_axis import TimeAxis  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_timeseries_quality import DATA, class_ids, load_tasks, run_model_factory  # noqa: E402
 from bench_timeseries_reference import fit_reference, predict_reference  # noqa: E402
 
-from utils.timeseries_reader import SeriesSpec, read_series  # noqa: E402
+from utils.timeseries.reader import SeriesSpec, read_series  # noqa: E402
 
 ROWS = 30_000
 

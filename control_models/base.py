@@ -10,11 +10,11 @@ from typing import Any, ClassVar, TypeVar
 
 from label_studio_sdk.label_interface.control_tags import ControlTag
 
-from utils.errors import LabelConfigError, TaskError
-from utils.media import MediaResolver
-from utils.resources import ResourceCache
-from utils.settings import Settings
-from utils.storage import ControlStore
+from utils.labelstudio.media import MediaResolver
+from utils.service.errors import LabelConfigError, TaskError
+from utils.service.model_store import ControlStore
+from utils.service.resources import ResourceCache
+from utils.service.settings import Settings
 
 T = TypeVar("T")
 

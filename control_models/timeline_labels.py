@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from control_models.base import AnnotatedTask, ControlModel, fraction, non_negative_int, parse_bool, positive
-from utils.errors import LabelConfigError, TaskError
-from utils.feature_cache import FeatureCache
-from utils.frame_encoder import YoloFrameEncoder, resolve_checkpoint
-from utils.frame_features import FeatureExtractor
-from utils.timeline_net import NetConfig, TimelineNet, TrainConfig, predict_proba
-from utils.timeline_net import fit as fit_net
-from utils.timeline_regions import Segment, probs_to_segments, regions_to_frame_labels
-from utils.video_timing import (
+from utils.service.errors import LabelConfigError, TaskError
+from utils.temporal.timeline_net import NetConfig, TimelineNet, TrainConfig, predict_proba
+from utils.temporal.timeline_net import fit as fit_net
+from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
+from utils.video.feature_cache import FeatureCache
+from utils.video.features import FeatureExtractor
+from utils.video.regions import Segment, probs_to_segments, regions_to_frame_labels
+from utils.video.timing import (
     decoded_index_for_ls_frames,
     label_studio_frame_count,
     rates_differ,

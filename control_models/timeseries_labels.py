@@ -12,7 +12,7 @@ One sequence per task: windows never cross task borders. The net sees each chann
 with the training statistics saved beside the weights, and standardized within its own task, which removes a
 recording's offsets and gains (another person or sensor; see `model_input`). Early stopping uses held-out
 tasks (three tasks or more) or, with fewer tasks, held-out blocks spread over every task (see
-`utils.sequence_net.holdout_split`).
+`utils.temporal.sequence_net.holdout_split`).
 
 Tag attributes (TimelineLabels' names; the reference backend's environment variables are the defaults):
 `model_classifier_epochs` (TRAIN_EPOCHS), `model_classifier_sequence_size` (SEQUENCE_SIZE, samples per
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 from control_models.base import AnnotatedTask, ControlModel, fraction, parse_bool, positive
-from utils.errors import LabelConfigError, TaskError
-from utils.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
-from utils.sequence_net import (
+from utils.service.errors import LabelConfigError, TaskError
+from utils.temporal.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
+from utils.temporal.sequence_net import (
     NetConfig,
     SequenceNet,
     TrainConfig,
@@ -49,8 +49,8 @@ from utils.sequence_net import (
     probabilities,
     train,
 )
-from utils.timeseries_reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
-from utils.timeseries_regions import regions_to_targets, sample_period, segment_value
+from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
+from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from flask import Flask
 from _wsgi import create_app
 from model import TemporalBackend
 from tests.recording_control import RecordingTimelineModel, RecordingTimeSeriesModel
-from utils.settings import Settings
+from utils.service.settings import Settings
 
 TEST_CONTROLS = [RecordingTimelineModel, RecordingTimeSeriesModel]
 

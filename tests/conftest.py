@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.settings import Settings
+from utils.service.settings import Settings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

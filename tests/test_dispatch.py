@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.app_factory import make_backend
-from utils.errors import LabelConfigError
+from utils.service.errors import LabelConfigError
 
 TWO_CONTROLS = (
     '<View><Video name="video" value="$video"/>'

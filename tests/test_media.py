@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.app_factory import VIDEO_CONFIG, make_app
-from utils.errors import MediaError
-from utils.ls_auth import LabelStudioCredentials
-from utils.media import MediaResolver
+from utils.labelstudio.auth import LabelStudioCredentials
+from utils.labelstudio.media import MediaResolver
+from utils.service.errors import MediaError
 
 BODY = b"\x00\x01video-bytes" * 100
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from utils import storage
-from utils.files import safe_name
-from utils.storage import ModelStore
+from utils.service import model_store as storage
+from utils.service.files import safe_name
+from utils.service.model_store import ModelStore
 
 
 def test_save_and_load_round_trip(tmp_path) -> None:

@@ -9,7 +9,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from model import TemporalBackend
 from tests.timeline_support import SHARED_DATA, session_dir, spliced_checkpoint, spliced_tasks
-from utils.settings import Settings
+from utils.service.settings import Settings
 
 BASICMOTIONS = SHARED_DATA / "timeseries" / "basicmotions"
 

@@ -24,9 +24,9 @@ from tests.timeline_support import (
     timeline_config,
 )
 from tests.yolo_checkpoint import build_checkpoint
-from utils.errors import LabelConfigError, TaskError
-from utils.timeline_net import macro_f1
-from utils.timeline_regions import regions_to_frame_labels
+from utils.service.errors import LabelConfigError, TaskError
+from utils.temporal.timeline_net import macro_f1
+from utils.video.regions import regions_to_frame_labels
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from utils.timeline_regions import (
+from utils.video.regions import (
     clean_mask,
     frame_labels_to_segments,
     mask_to_spans,

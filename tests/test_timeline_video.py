@@ -12,12 +12,12 @@ import torch
 
 from tests.timeline_support import OPOSSUM, SPLICED, session_dir
 from tests.yolo_checkpoint import build_checkpoint
-from utils.errors import LabelConfigError, TaskError
-from utils.feature_cache import FeatureCache
-from utils.frame_encoder import YoloFrameEncoder, resolve_checkpoint
-from utils.frame_features import FeatureExtractor, expand_steps
-from utils.video_reader import FrameBatches, probe_video
-from utils.video_timing import (
+from utils.service.errors import LabelConfigError, TaskError
+from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
+from utils.video.feature_cache import FeatureCache
+from utils.video.features import FeatureExtractor, expand_steps
+from utils.video.reader import FrameBatches, probe_video
+from utils.video.timing import (
     decoded_index_for_ls_frames,
     label_studio_frame_count,
     rates_differ,

@@ -11,10 +11,10 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from control_models.base import AnnotatedTask, ModelContext
 from control_models.timeseries_labels import TimeSeriesLabelsModel, model_input
-from utils.errors import LabelConfigError, TaskError
-from utils.media import MediaResolver
-from utils.settings import Settings
-from utils.storage import ModelStore
+from utils.labelstudio.media import MediaResolver
+from utils.service.errors import LabelConfigError, TaskError
+from utils.service.model_store import ModelStore
+from utils.service.settings import Settings
 
 FAST = 'model_classifier_epochs="3" model_classifier_sequence_size="64" model_classifier_hidden_size="16"'
 BASIC_CONFIG = f"""<View>

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.errors import TaskError
-from utils.timeseries_reader import SeriesSpec, channel_columns, read_series
-from utils.timeseries_time import TimeAxis
+from utils.service.errors import TaskError
+from utils.timeseries.reader import SeriesSpec, channel_columns, read_series
+from utils.timeseries.time_axis import TimeAxis
 
 
 def write(tmp_path: Path, text: str, name: str = "ts.csv") -> Path:

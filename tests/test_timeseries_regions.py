@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.segments import Segment
-from utils.timeseries_regions import regions_to_targets, segment_value
-from utils.timeseries_time import TimeAxis
+from utils.temporal.segments import Segment
+from utils.timeseries.regions import regions_to_targets, segment_value
+from utils.timeseries.time_axis import TimeAxis
 
 LABELS = ["Run", "Walk"]
 KEY = "timeserieslabels"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.segments import (
+from utils.temporal.segments import (
     Segment,
     absorb_short_runs,
     bridge_gaps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from utils.sequence_net import (
+from utils.temporal.sequence_net import (
     NetConfig,
     SequenceNet,
     TrainConfig,

@@ -1,6 +1,6 @@
 """Which annotation is training data."""
 
-from utils.training_data import choose_annotation, labelled_tasks
+from utils.labelstudio.training_data import choose_annotation, labelled_tasks
 
 
 def test_ground_truth_wins_over_newer_annotations() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.app_factory import VIDEO_CONFIG, annotation_event, make_app, make_backend
 from tests.recording_control import RecordingTimelineModel
-from utils.settings import Settings
+from utils.service.settings import Settings
 
 
 def fit_log(settings) -> list[dict]:

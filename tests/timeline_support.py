@@ -18,10 +18,10 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from control_models.base import AnnotatedTask, ModelContext
 from tests.yolo_checkpoint import build_checkpoint
-from utils.media import MediaResolver
-from utils.settings import Settings
-from utils.storage import ModelStore
-from utils.video_reader import FrameBatches
+from utils.labelstudio.media import MediaResolver
+from utils.service.model_store import ModelStore
+from utils.service.settings import Settings
+from utils.video.reader import FrameBatches
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLICED = SHARED_DATA / "video" / "spliced"

@@ -19,7 +19,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
 
-from utils.frame_encoder import preprocess  # noqa: E402
+from utils.video.encoder import preprocess  # noqa: E402
 
 IMGSZ = 224
 

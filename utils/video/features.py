@@ -15,10 +15,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from utils.errors import TaskError
-from utils.feature_cache import FeatureCache, cache_key
-from utils.frame_encoder import EncodedFrames, file_digest
-from utils.video_reader import FrameBatches, probe_video
+from utils.service.errors import TaskError
+from utils.video.encoder import EncodedFrames, file_digest
+from utils.video.feature_cache import FeatureCache, cache_key
+from utils.video.reader import FrameBatches, probe_video
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from utils.files import read_json, safe_name, write_json_atomic
+from utils.service.files import read_json, safe_name, write_json_atomic
 
 ANNOTATION_FIELDS = ("id", "result", "was_cancelled", "ground_truth", "updated_at", "created_at")
 

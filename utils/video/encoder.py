@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from utils.errors import LabelConfigError
+from utils.service.errors import LabelConfigError
 
 logger = logging.getLogger(__name__)
 

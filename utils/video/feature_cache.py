@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.files import write_atomic
+from utils.service.files import write_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from utils.segments import Segment
-from utils.timeseries_time import TimeAxis
+from utils.temporal.segments import Segment
+from utils.timeseries.time_axis import TimeAxis
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from utils.files import read_json, safe_name, write_json_atomic
-from utils.locks import file_lock, is_locked
+from utils.service.files import read_json, safe_name, write_json_atomic
+from utils.service.locks import file_lock, is_locked
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.sequence_net import copy_state, window_starts
+from utils.temporal.sequence_net import copy_state, window_starts
 
 logger = logging.getLogger(__name__)
 

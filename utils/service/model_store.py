@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from utils.files import read_json, safe_name, write_atomic, write_json_atomic
+from utils.service.files import read_json, safe_name, write_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from label_studio_sdk.client import LabelStudio
 
-from utils.ls_auth import LabelStudioCredentials
+from utils.labelstudio.auth import LabelStudioCredentials
 
 logger = logging.getLogger(__name__)
 

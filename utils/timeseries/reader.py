@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utils.errors import TaskError
-from utils.timeseries_time import TimeAxis
+from utils.service.errors import TaskError
+from utils.timeseries.time_axis import TimeAxis
 
 logger = logging.getLogger(__name__)
 

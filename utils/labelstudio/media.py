@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import requests
 
-from utils.errors import MediaError
-from utils.files import write_atomic
-from utils.ls_auth import LabelStudioCredentials
+from utils.labelstudio.auth import LabelStudioCredentials
+from utils.service.errors import MediaError
+from utils.service.files import write_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.errors import TaskError
+from utils.service.errors import TaskError
 
 logger = logging.getLogger(__name__)
 
