@@ -17,6 +17,7 @@ from control_models.timeseries_labels import TimeSeriesLabelsModel
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.client import fetch_annotated_tasks
 from utils.labelstudio.media import MediaResolver
+from utils.labelstudio.payloads import annotation_problem, integer_id, task_problem
 from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
 from utils.service.errors import BadRequestError, LabelConfigError, TaskError
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
 
+
+MAX_REPORTED_SKIPS = 20  # skipped annotations named in /health; the count covers the rest
 
 CONTROL_MODEL_CLASSES: list[type[ControlModel]] = [TimelineLabelsModel, TimeSeriesLabelsModel]
 
@@ -103,14 +106,21 @@ class TemporalBackend:
             raise BadRequestError(f"project {pid}: no label_config in the webhook and none seen before")
         if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
             annotation, task = payload.get("annotation"), payload.get("task")
-            if not isinstance(annotation, dict) or "id" not in annotation or not isinstance(task, dict):
-                raise BadRequestError(f"{action} needs 'annotation' (with 'id') and 'task' objects")
+            if isinstance(task, dict) and "id" not in task and isinstance(annotation, dict):
+                task = {**task, "id": annotation.get("task")}  # Label Studio names the task in both
+            problem = annotation_problem(annotation) or task_problem(task)
+            if problem is not None:
+                raise BadRequestError(f"{action}: {problem}")
             self.annotations.upsert(pid, annotation, task)
         elif action == "ANNOTATIONS_DELETED":
             deleted = payload.get("annotations")
             if not isinstance(deleted, list):
                 raise BadRequestError("ANNOTATIONS_DELETED needs an 'annotations' list")
-            self.annotations.delete(pid, [a["id"] for a in deleted if isinstance(a, dict) and "id" in a])
+            ids = [integer_id(a.get("id")) if isinstance(a, dict) else None for a in deleted]
+            if None in ids:
+                index = ids.index(None)
+                raise BadRequestError(f"ANNOTATIONS_DELETED: 'annotations[{index}].id' must be an integer")
+            self.annotations.delete(pid, ids)
         state = self.jobs.request(pid)
         return {"status": "queued", "action": action, "project": pid, "requested": state["requested"]}
 
@@ -210,7 +220,7 @@ class TemporalBackend:
         if not label_config:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
-        tasks = labelled_tasks(self._training_tasks(project_id))
+        tasks, skipped = labelled_tasks(self._training_tasks(project_id))
         metrics: dict[str, Any] = {}
         trained, failed = 0, 0
         for model in models:
@@ -235,8 +245,12 @@ class TemporalBackend:
             raise RuntimeError(f"every control failed to train: {metrics}")
         if trained:
             self.store.bump_project_version(project_id)
-        return {
+        outcome = {
             "model_version": self.model_version(project_id, label_config),
             "tasks": len(tasks),
             "metrics": metrics,
         }
+        if skipped:
+            outcome["skipped_annotations"] = skipped[:MAX_REPORTED_SKIPS]
+            outcome["skipped_count"] = len(skipped)
+        return outcome

@@ -14,7 +14,7 @@ def test_ground_truth_wins_over_newer_annotations() -> None:
 def test_cancelled_annotations_are_never_training_data() -> None:
     assert choose_annotation([{"id": 1, "result": [], "was_cancelled": True}]) is None
     tasks = [{"id": 5, "data": {}, "annotations": [{"id": 1, "result": [], "was_cancelled": True}]}]
-    assert labelled_tasks(tasks) == []
+    assert labelled_tasks(tasks) == ([], [])
 
 
 def test_newest_annotation_is_chosen_otherwise() -> None:

@@ -32,16 +32,17 @@ class AnnotationStore:
 
     def tasks(self, project_id: str) -> list[dict[str, Any]]:
         """Tasks with their stored annotations, in Label Studio's task shape."""
-        tasks: dict[int, dict[str, Any]] = {}
+        tasks: dict[str, dict[str, Any]] = {}
         directory = self._dir(project_id)
         for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
             record = read_json(path)
             if not isinstance(record, dict) or not isinstance(record.get("task"), dict):
                 continue  # a file being replaced right now, or damaged: never training data
             task = record.pop("task")
+            # Ids and data are checked by training (a malformed one is skipped there with a reason).
             entry = tasks.setdefault(
-                int(task["id"]), {"id": task["id"], "data": task["data"], "annotations": []}
+                str(task.get("id")), {"id": task.get("id"), "data": task.get("data"), "annotations": []}
             )
-            entry["data"] = task["data"] or entry["data"]
+            entry["data"] = task.get("data") or entry["data"]
             entry["annotations"].append(record)
         return list(tasks.values())
