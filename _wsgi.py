@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import base64
 import hmac
+import json
 import logging
 import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from model import TemporalBackend
 from utils.service.errors import BackendError, BadRequestError, UnauthorizedError
@@ -30,9 +31,19 @@ def configure_logging(level: str) -> None:
 
 
 def json_body() -> dict[str, Any]:
-    payload = request.get_json(silent=True)
+    """The body as a JSON object, whatever its Content-Type says (`curl -d` sends form encoding)."""
+    raw = request.get_data(cache=True)
+    try:
+        payload = json.loads(raw) if raw.strip() else None
+    except RecursionError:
+        raise BadRequestError("the request body must be a JSON object: it is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequestError(
+            f"the request body must be a JSON object: it is not valid JSON ({exc}; "
+            f"Content-Type: {request.content_type or 'none'})"
+        ) from None
     if not isinstance(payload, dict):
-        raise BadRequestError("the request body must be a JSON object")
+        raise BadRequestError(f"the request body must be a JSON object, got {type(payload).__name__}")
     return payload
 
 
@@ -59,6 +70,7 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
     backend = backend or TemporalBackend(settings)
     metrics = RequestMetrics()
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["BACKEND"] = backend
     app.json.sort_keys = False
 
@@ -88,7 +100,13 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
-        return jsonify({"error": exc.name, "message": exc.description}), status
+        message = exc.description
+        if isinstance(exc, RequestEntityTooLarge):
+            message = (
+                f"the request body is larger than MAX_REQUEST_BYTES ({settings.max_request_bytes} bytes)"
+            )
+        logger.warning("%s %s -> %d: %s", request.method, request.path, status, message)
+        return jsonify({"error": exc.name, "message": message}), status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:

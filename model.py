@@ -17,6 +17,7 @@ from control_models.timeseries_labels import TimeSeriesLabelsModel
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.client import fetch_annotated_tasks
 from utils.labelstudio.media import MediaResolver
+from utils.labelstudio.outbound import OutboundPolicy
 from utils.labelstudio.payloads import annotation_problem, integer_id, task_problem
 from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
@@ -72,6 +73,7 @@ class TemporalBackend:
             if settings.label_studio_url
             else None
         )
+        self.outbound = OutboundPolicy(settings.media_allowlist)
         self._lock = threading.Lock()
 
     # --- protocol ----------------------------------------------------------------------------
@@ -168,10 +170,19 @@ class TemporalBackend:
         )
 
     def _credentials_for(self, project_id: str) -> LabelStudioCredentials | None:
-        if self._env_credentials is not None:
-            return self._env_credentials
+        """The settings' Label Studio when they are complete (URL and key), else what /setup sent."""
+        env = self._env_credentials
+        if env is not None and env.usable:
+            return env
         with self._lock:
-            return self._setup_credentials.get(project_id)
+            return self._setup_credentials.get(project_id) or env
+
+    def _known_origins(self, project_id: str) -> tuple[str, ...]:
+        """The Label Studio URLs this project's media may come from: the settings' and /setup's, whichever
+        of them provides the credentials."""
+        with self._lock:
+            setup = self._setup_credentials.get(project_id)
+        return tuple(c.url for c in (self._env_credentials, setup) if c is not None and c.url)
 
     def _media_for(self, project_id: str) -> MediaResolver:
         s = self.settings
@@ -182,6 +193,9 @@ class TemporalBackend:
             local_files_document_root=s.local_files_document_root,
             max_bytes=s.media_max_bytes,
             timeout_s=s.media_timeout_s,
+            policy=self.outbound,
+            trusted_origins=lambda: self._known_origins(project_id),
+            cache_max_bytes=s.media_cache_max_bytes,
         )
 
     def _predict_task(self, task: Any, models: list[ControlModel], version: str) -> dict[str, Any]:

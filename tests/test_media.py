@@ -12,6 +12,7 @@ import pytest
 from tests.app_factory import VIDEO_CONFIG, make_app
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.media import MediaResolver
+from utils.labelstudio.outbound import OutboundPolicy
 from utils.service.errors import MediaError
 
 BODY = b"\x00\x01video-bytes" * 100
@@ -80,7 +81,8 @@ def test_personal_access_token_is_exchanged_for_bearer(tmp_path, server) -> None
 
 def test_key_is_not_sent_to_other_hosts(tmp_path, server) -> None:
     other = server.replace("127.0.0.1", "localhost")
-    resolver(tmp_path, server, "abc123").resolve(f"{other}/public/clip.mp4")
+    media = resolver(tmp_path, server, "abc123", policy=OutboundPolicy(["localhost"]))
+    media.resolve(f"{other}/public/clip.mp4")
     assert FakeLabelStudio.seen == [("/public/clip.mp4", None)]
 
 
@@ -98,12 +100,13 @@ def test_size_limit_is_enforced(tmp_path, server) -> None:
 
 
 def test_errors_name_the_url_and_reason(tmp_path, server) -> None:
+    allowed = OutboundPolicy([server, "http://127.0.0.1:9"])
     with pytest.raises(MediaError, match=r"missing\.mp4.*HTTP 404"):
-        resolver(tmp_path).resolve(f"{server}/missing.mp4")
+        resolver(tmp_path, policy=allowed).resolve(f"{server}/missing.mp4")
     with pytest.raises(MediaError, match="LABEL_STUDIO_URL"):
         resolver(tmp_path).resolve("/data/upload/1/clip.mp4")
     with pytest.raises(MediaError, match="download failed"):
-        resolver(tmp_path, timeout_s=1).resolve("http://127.0.0.1:9/clip.mp4")
+        resolver(tmp_path, timeout_s=1, policy=allowed).resolve("http://127.0.0.1:9/clip.mp4")
 
 
 def test_local_paths_only_under_media_roots(tmp_path) -> None:
@@ -148,3 +151,14 @@ def test_setup_credentials_reach_models_built_before_setup(settings, server) -> 
     assert client.post("/setup", json=setup).status_code == 200
     assert client.post("/predict", json=payload).status_code == 200
     assert FakeLabelStudio.seen == [("/data/upload/1/clip.mp4", "Token abc123")]
+
+
+def test_relative_name_is_read_under_media_roots_not_the_working_directory(tmp_path, monkeypatch) -> None:
+    root = tmp_path / "media"
+    (root / "clips").mkdir(parents=True)
+    (root / "clips" / "a.mp4").write_bytes(BODY)
+    monkeypatch.chdir(tmp_path)  # a same-named file here must not matter
+    media = resolver(tmp_path, local_roots=(tmp_path / "elsewhere", root))
+    assert media.resolve("clips/a.mp4") == root / "clips" / "a.mp4"
+    with pytest.raises(MediaError, match="MEDIA_ROOTS"):
+        media.resolve("../media/../../etc/passwd")

@@ -1,5 +1,6 @@
 """Turning a task's media reference into a local file: Label Studio URLs, http(s), cloud URIs via
-Label Studio's presign endpoint, and local paths under configured roots. Downloads are bounded and cached."""
+Label Studio's presign endpoint, and local paths under configured roots. Downloads go only where the outbound
+policy allows (every redirect hop checked), are bounded in size and time, and cached within a byte budget."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urljoin, urlparse
 
 import requests
 
 from utils.labelstudio.auth import LabelStudioCredentials
+from utils.labelstudio.outbound import OutboundPolicy, origin_of
+from utils.service.disk_budget import evict_least_recently_used, touch
 from utils.service.errors import MediaError
 from utils.service.files import write_atomic
 
@@ -21,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 CLOUD_SCHEMES = ("s3:", "gs:", "azure-blob:")
 CHUNK = 1 << 20
+MAX_REDIRECTS = 5
 
 
 class MediaResolver:
@@ -35,9 +39,15 @@ class MediaResolver:
         local_files_document_root: Path | None = None,
         max_bytes: int = 2 * 1024**3,
         timeout_s: float = 60.0,
+        policy: OutboundPolicy | None = None,
+        trusted_origins: Callable[[], tuple[str, ...]] = tuple,
+        cache_max_bytes: int = 10 * 1024**3,
     ):
         self.cache_dir = cache_dir
         self.credentials = credentials
+        self.policy = policy or OutboundPolicy()
+        self.trusted_origins = trusted_origins
+        self.cache_max_bytes = cache_max_bytes
         self.local_roots = tuple(
             root.resolve() for root in local_roots
         )  # symlinked roots compare as real paths
@@ -70,7 +80,11 @@ class MediaResolver:
 
     # --- local files -----------------------------------------------------------------------
     def _local_path(self, path: Path, reference: str) -> Path:
-        resolved = path.expanduser().resolve()
+        path = path.expanduser()
+        if not path.is_absolute():  # a name relative to a media root, never to the working directory
+            found = [root / path for root in self.local_roots if (root / path).is_file()]
+            path = found[0] if found else (self.local_roots[0] / path if self.local_roots else path)
+        resolved = path.resolve()
         if not any(resolved.is_relative_to(root) for root in self.local_roots):
             raise MediaError(
                 f"media {reference!r}: local paths are only read under MEDIA_ROOTS "
@@ -109,10 +123,8 @@ class MediaResolver:
 
     def _headers_for(self, url: str) -> dict[str, str]:
         creds = self.credentials()
-        if creds is None or not creds.url:
-            return {}
-        if urlparse(url).netloc != urlparse(creds.url).netloc:
-            return {}  # never send our Label Studio key to a third-party host
+        if creds is None or not creds.url or origin_of(url) != origin_of(creds.url):
+            return {}  # never send our Label Studio key to another origin
         return creds.headers()
 
     def _download(self, url: str, reference: str) -> Path:
@@ -120,21 +132,46 @@ class MediaResolver:
         key = hashlib.sha256(reference.encode()).hexdigest()[:32]
         target = self.cache_dir / "media" / f"{key}{suffix}"
         if target.is_file() and target.stat().st_size > 0:
+            touch(target)
             return target
         logger.info("downloading media %s", reference)
         try:
-            with requests.get(
-                url, headers=self._headers_for(url), stream=True, timeout=self.timeout_s
-            ) as response:
-                if response.status_code >= 400:
-                    raise MediaError(f"media {reference!r}: HTTP {response.status_code} from {url}")
+            with self._open(url, reference) as response:
                 declared = int(response.headers.get("Content-Length") or 0)
                 if declared > self.max_bytes:
                     raise MediaError(f"media {reference!r}: {declared} bytes exceeds MEDIA_MAX_BYTES")
                 write_atomic(target, lambda tmp: self._stream_to(response, tmp, reference))
         except requests.RequestException as exc:
             raise MediaError(f"media {reference!r}: download failed: {exc}") from exc
+        for path in evict_least_recently_used(target.parent, "[!.]*", self.cache_max_bytes, keep=target):
+            logger.info("media cache: evicted %s", path.name)
         return target
+
+    def _open(self, url: str, reference: str) -> requests.Response:
+        """The response at the end of `url`'s redirects, each hop checked against the outbound policy."""
+        for _ in range(MAX_REDIRECTS + 1):
+            creds = self.credentials()
+            trusted = (*self.trusted_origins(), *((creds.url,) if creds is not None else ()))
+            try:
+                self.policy.check(url, trusted)
+            except MediaError as exc:
+                raise MediaError(f"media {reference!r}: refused: {exc}") from exc
+            response = requests.get(
+                url,
+                headers=self._headers_for(url),
+                stream=True,
+                timeout=self.timeout_s,
+                allow_redirects=False,
+            )
+            if response.is_redirect and response.headers.get("Location"):
+                response.close()
+                url = urljoin(url, response.headers["Location"])
+                continue
+            if response.status_code >= 400:
+                response.close()
+                raise MediaError(f"media {reference!r}: HTTP {response.status_code} from {url}")
+            return response
+        raise MediaError(f"media {reference!r}: more than {MAX_REDIRECTS} redirects")
 
     def _stream_to(self, response: requests.Response, path: Path, reference: str) -> None:
         written = 0

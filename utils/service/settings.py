@@ -33,6 +33,9 @@ class Settings:
     media_max_bytes: int = 2 * 1024**3
     media_timeout_s: float = 60.0
     feature_cache_max_bytes: int = 5 * 1024**3
+    media_cache_max_bytes: int = 10 * 1024**3
+    media_allowlist: tuple[str, ...] = ()
+    max_request_bytes: int = 32 * 1024**2
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -58,6 +61,9 @@ class Settings:
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", str(2 * 1024**3))),
             media_timeout_s=float(env.get("MEDIA_TIMEOUT", "60")),
             feature_cache_max_bytes=int(env.get("FEATURE_CACHE_MAX_BYTES", str(5 * 1024**3))),
+            media_cache_max_bytes=int(env.get("MEDIA_CACHE_MAX_BYTES", str(10 * 1024**3))),
+            media_allowlist=tuple(e.strip() for e in env.get("MEDIA_ALLOWLIST", "").split(",") if e.strip()),
+            max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(32 * 1024**2))),
             env=MappingProxyType(env),
         )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.service.disk_budget import evict_least_recently_used
 from utils.service.files import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -83,18 +84,5 @@ class FeatureCache:
             self._evict(keep=self._path(key))
 
     def _evict(self, keep: Path) -> None:
-        entries = []
-        for path in self.root.glob(f"*{SUFFIX}"):
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            entries.append((stat.st_mtime, stat.st_size, path))
-        total = sum(size for _, size, _ in entries)
-        for _, size, path in sorted(entries, key=lambda entry: entry[0]):
-            if total <= self.max_bytes:
-                break
-            if path != keep:
-                path.unlink(missing_ok=True)
-                total -= size
-                logger.info("feature cache: evicted %s", path.name)
+        for path in evict_least_recently_used(self.root, f"*{SUFFIX}", self.max_bytes, keep):
+            logger.info("feature cache: evicted %s", path.name)
