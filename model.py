@@ -25,6 +25,7 @@ from utils.service.errors import BadRequestError, LabelConfigError, TaskError
 from utils.service.files import read_json, write_json_atomic
 from utils.service.jobs import TrainingJobs
 from utils.service.model_store import ModelStore
+from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
 
@@ -64,6 +65,7 @@ class TemporalBackend:
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)
         self.jobs = TrainingJobs(projects_root, self.train_project)
+        self.recent_errors = RecentErrors(projects_root)
         self.resources = ResourceCache(max_items=32)
         self.control_classes = control_classes if control_classes is not None else CONTROL_MODEL_CLASSES
         self._predictors = ResourceCache(max_items=64)
@@ -92,7 +94,16 @@ class TemporalBackend:
         pid = project_key(project)
         models = self._predictors_for(pid, label_config)
         version = self.model_version(pid, label_config)
-        return {"results": [self._predict_task(task, models, version) for task in tasks]}
+        results = [self._predict_task(task, models, version) for task in tasks]
+        self.recent_errors.add(
+            pid,
+            [
+                {"task": task.get("id") if isinstance(task, dict) else None, "error": item["error"]}
+                for task, item in zip(tasks, results, strict=True)
+                if "error" in item
+            ],
+        )
+        return {"results": results}
 
     def handle_event(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Record what a webhook says and schedule training; unused actions are acknowledged."""
@@ -127,7 +138,12 @@ class TemporalBackend:
         return {"status": "queued", "action": action, "project": pid, "requested": state["requested"]}
 
     def health(self) -> dict[str, Any]:
-        return {"status": "UP", "model_class": type(self).__name__, "training": self.jobs.status()}
+        return {
+            "status": "UP",
+            "model_class": type(self).__name__,
+            "training": self.jobs.status(),
+            "recent_errors": self.recent_errors.by_project(),
+        }
 
     def model_version(self, project_id: str, label_config: str) -> str:
         """Changes after every successful training and with the config, so Label Studio re-predicts."""
@@ -199,7 +215,9 @@ class TemporalBackend:
         )
 
     def _predict_task(self, task: Any, models: list[ControlModel], version: str) -> dict[str, Any]:
+        """One prediction item; a control that fails says why in `error`, a field Label Studio ignores."""
         regions: list[dict[str, Any]] = []
+        errors: list[str] = []
         task_id = task.get("id") if isinstance(task, dict) else None
         for model in models:
             try:
@@ -208,11 +226,16 @@ class TemporalBackend:
                 regions.extend(model.predict_regions(task))
             except TaskError as exc:
                 logger.warning("task %s, control %s: no prediction: %s", task_id, model.from_name, exc)
-            except Exception:  # noqa: BLE001 - one bad task must never fail the batch
+                errors.append(f"{model.from_name}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - one bad task must never fail the batch
                 logger.exception("task %s, control %s: prediction failed", task_id, model.from_name)
+                errors.append(f"{model.from_name}: prediction failed: {type(exc).__name__}: {exc}")
         scores = [r["score"] for r in regions if isinstance(r.get("score"), (int, float))]
         score = sum(scores) / len(scores) if scores else 0.0
-        return {"result": regions, "score": score, "model_version": version}
+        item: dict[str, Any] = {"result": regions, "score": score, "model_version": version}
+        if errors:
+            item["error"] = "; ".join(errors)
+        return item
 
     # --- training ------------------------------------------------------------------------------
     def _remember_config(self, project_id: str, label_config: str) -> None:

@@ -81,7 +81,7 @@ def test_unusable_task_gets_empty_result_and_batch_succeeds(client, task, shared
     response = client.post("/predict", json=payload)
     assert response.status_code == 200
     results = response.get_json()["results"]
-    assert len(results) == 2 and results[0]["result"] == []
+    assert len(results) == 2 and results[0]["result"] == [] and results[0]["error"]
     assert client.get("/health").status_code == 200
 
 

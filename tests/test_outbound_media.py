@@ -76,7 +76,7 @@ def test_private_loopback_and_link_local_addresses_are_refused(tmp_path, url) ->
 
 @pytest.mark.parametrize("url", ["ftp://example.org/a.mp4", "gopher://127.0.0.1:70/", "http:///nohost"])
 def test_only_http_and_https_urls_are_fetched(url) -> None:
-    with pytest.raises(MediaError, match="only http and https"):
+    with pytest.raises(MediaError, match="only http and https URLs"):
         OutboundPolicy().check(url)
 
 

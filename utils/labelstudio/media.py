@@ -149,6 +149,7 @@ class MediaResolver:
 
     def _open(self, url: str, reference: str) -> requests.Response:
         """The response at the end of `url`'s redirects, each hop checked against the outbound policy."""
+        requested = url  # named in errors: a later hop may carry a presigned URL's signature
         for _ in range(MAX_REDIRECTS + 1):
             creds = self.credentials()
             trusted = (*self.trusted_origins(), *((creds.url,) if creds is not None else ()))
@@ -169,7 +170,7 @@ class MediaResolver:
                 continue
             if response.status_code >= 400:
                 response.close()
-                raise MediaError(f"media {reference!r}: HTTP {response.status_code} from {url}")
+                raise MediaError(f"media {reference!r}: HTTP {response.status_code} from {requested}")
             return response
         raise MediaError(f"media {reference!r}: more than {MAX_REDIRECTS} redirects")
 

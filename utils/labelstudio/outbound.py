@@ -65,19 +65,23 @@ class OutboundPolicy:
         """Return when `url` may be fetched; MediaError saying why not otherwise."""
         origin = origin_of(url)
         if origin is None:
-            raise MediaError(f"{url!r}: only http and https URLs are fetched")
+            scheme = url.split(":", 1)[0] if ":" in url else ""
+            raise MediaError(f"scheme {scheme!r}: only http and https URLs with a host are fetched")
         trusted = self.origins | {o for o in map(origin_of, trusted_origins) if o is not None}
         if origin in trusted or origin[1] in self.hosts:
             return
         scheme, host, port = origin
+        where = (
+            f"{scheme}://{host}:{port}"  # never the path or query: a presigned URL's signature is a secret
+        )
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
-            raise MediaError(f"{url!r}: host {host!r} does not resolve: {exc}") from exc
+            raise MediaError(f"{where}: host does not resolve: {exc}") from exc
         for info in infos:
             address = _address(str(info[4][0]))
             if not address.is_global and not any(address in net for net in self.networks):
                 raise MediaError(
-                    f"{url!r}: {host} resolves to the non-public address {address}; media is fetched from "
+                    f"{where}: {host} resolves to the non-public address {address}; media is fetched from "
                     "Label Studio's own origin, public hosts, or hosts listed in MEDIA_ALLOWLIST"
                 )
