@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from typing import Any
 
@@ -31,6 +32,7 @@ from utils.service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
 
 
@@ -155,12 +157,20 @@ class TemporalBackend:
         """One model per control tag this backend supports; LabelConfigError when there is none."""
         if not isinstance(label_config, str) or not label_config.strip():
             raise BadRequestError("the label config is empty")
-        try:
-            interface = LabelInterface(label_config)
+        try:  # lxml refuses an `<?xml ... encoding?>` declaration in a str: the text is decoded already
+            interface = LabelInterface(XML_DECLARATION.sub("", label_config, count=1))
         except Exception as exc:  # noqa: BLE001 - the SDK raises many XML/parse error types
             raise LabelConfigError(f"the label config cannot be parsed: {exc}") from exc
+        supported_tags = {cls.tag for cls in self.control_classes}
         models: list[ControlModel] = []
         for control in interface.controls:
+            if control.tag in supported_tags and not control.objects:
+                objects = ", ".join(repr(o.name) for o in interface.objects) or "none"
+                raise LabelConfigError(
+                    f"<{control.tag} name={control.name!r}> has toName={','.join(control.to_name)!r}, but no "
+                    f"object tag has that name (object tags: {objects}); set toName to the <Video> or "
+                    "<TimeSeries> name"
+                )
             for cls in self.control_classes:
                 if cls.is_control_matched(control):
                     models.append(cls.create(control, self._context(project_id, control.name)))

@@ -69,13 +69,22 @@ def resolve_checkpoint(
             return (root / name).resolve()
     if not allow_download:
         raise LabelConfigError(
-            f"model_path {name!r} was not found in {', '.join(map(str, roots))} and downloads are off "
-            "(YOLO_OFFLINE): place the checkpoint in MODEL_DIR"
+            missing_checkpoint(name, model_dir, roots, "downloads are off (YOLO_OFFLINE=1)")
         )
-    return _download(name, model_dir)
+    return _download(name, model_dir, roots)
 
 
-def _download(name: str, model_dir: Path) -> Path:
+def missing_checkpoint(name: str, model_dir: Path, roots: tuple[Path, ...], why: str) -> str:
+    """What to do when a checkpoint is missing: which file, and where to put it."""
+    return (
+        f"the YOLO classification checkpoint {name!r} is not in {', '.join(map(str, roots))}, and {why}. "
+        f"Copy {name} into {model_dir.resolve()} (MODEL_DIR; e.g. from a machine with internet: "
+        f"Ultralytics' released {name}, or your own trained classifier), or set the tag attribute "
+        "model_path to a checkpoint inside MODEL_DIR or MODEL_ROOTS"
+    )
+
+
+def _download(name: str, model_dir: Path, roots: tuple[Path, ...]) -> Path:
     from ultralytics.utils.downloads import attempt_download_asset
 
     target = model_dir / name
@@ -84,9 +93,11 @@ def _download(name: str, model_dir: Path) -> Path:
     try:
         attempt_download_asset(target)
     except Exception as exc:  # noqa: BLE001 - network failures come in many types
-        raise LabelConfigError(f"model_path {name!r}: download failed: {exc}") from exc
+        why = f"downloading it failed (is this machine offline? {exc})"
+        raise LabelConfigError(missing_checkpoint(name, model_dir, roots, why)) from exc
     if not target.is_file():
-        raise LabelConfigError(f"model_path {name!r}: not found locally and not a downloadable asset")
+        why = "it is not an Ultralytics asset that can be downloaded"
+        raise LabelConfigError(missing_checkpoint(name, model_dir, roots, why))
     return target
 
 
