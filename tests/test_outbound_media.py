@@ -12,6 +12,7 @@ from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.media import MediaResolver
 from utils.labelstudio.outbound import OutboundPolicy
 from utils.service.errors import MediaError
+from utils.service.settings import Settings
 
 BODY = b"media-bytes" * 50
 
@@ -121,3 +122,19 @@ def test_media_cache_evicts_least_recently_used_files(tmp_path, label_studio) ->
     assert first.is_file() and third.is_file() and not second.exists()
     assert len(seen) == 3
     assert sum(p.stat().st_size for p in (tmp_path / "cache" / "media").iterdir()) <= 2500
+
+
+def test_new_settings_are_read_from_the_environment(tmp_path) -> None:
+    settings = Settings.from_env(
+        {
+            "MODEL_DIR": str(tmp_path),
+            "MEDIA_ALLOWLIST": "http://minio:9000, 10.0.0.0/8,",
+            "MEDIA_CACHE_MAX_BYTES": "1000",
+            "MAX_REQUEST_BYTES": "2000",
+        }
+    )
+    assert settings.media_allowlist == ("http://minio:9000", "10.0.0.0/8")
+    assert (settings.media_cache_max_bytes, settings.max_request_bytes) == (1000, 2000)
+    policy = OutboundPolicy(settings.media_allowlist)
+    policy.check("http://minio:9000/bucket/a.mp4")
+    policy.check("http://10.1.2.3/a.mp4")
