@@ -21,7 +21,7 @@ from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
 from utils.service.errors import BadRequestError, LabelConfigError, TaskError
 from utils.service.files import read_json, write_json_atomic
-from utils.service.jobs import TrainingJobs
+from utils.service.job_engine import TRAIN, make_job_engine
 from utils.service.model_store import ModelStore
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
 
+
+JOB_TARGET = "worker.perform"  # the function RQ workers run for every job (see worker.py)
 
 CONTROL_MODEL_CLASSES: list[type[ControlModel]] = [TimelineLabelsModel, TimeSeriesLabelsModel]
 
@@ -59,7 +61,9 @@ class TemporalBackend:
         self.store = ModelStore(settings.model_dir)
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)
-        self.jobs = TrainingJobs(projects_root, self.train_project)
+        self.jobs = make_job_engine(
+            settings, projects_root, {TRAIN: lambda pid, _payload: self.train_project(pid)}, JOB_TARGET
+        )
         self.resources = ResourceCache(max_items=32)
         self.control_classes = control_classes if control_classes is not None else CONTROL_MODEL_CLASSES
         self._predictors = ResourceCache(max_items=64)
@@ -115,7 +119,12 @@ class TemporalBackend:
         return {"status": "queued", "action": action, "project": pid, "requested": state["requested"]}
 
     def health(self) -> dict[str, Any]:
-        return {"status": "UP", "model_class": type(self).__name__, "training": self.jobs.status()}
+        return {
+            "status": "UP",
+            "model_class": type(self).__name__,
+            "jobs": self.jobs.overview(),
+            "training": self.jobs.status(),
+        }
 
     def model_version(self, project_id: str, label_config: str) -> str:
         """Changes after every successful training and with the config, so Label Studio re-predicts."""

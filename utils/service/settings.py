@@ -33,6 +33,10 @@ class Settings:
     media_max_bytes: int = 2 * 1024**3
     media_timeout_s: float = 60.0
     feature_cache_max_bytes: int = 5 * 1024**3
+    redis_url: str = field(default="", repr=False)
+    jobs_queue: str = "temporal-ml"
+    job_timeout_s: int = 7200
+    job_lock_ttl_s: float = 30.0
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -58,6 +62,10 @@ class Settings:
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", str(2 * 1024**3))),
             media_timeout_s=float(env.get("MEDIA_TIMEOUT", "60")),
             feature_cache_max_bytes=int(env.get("FEATURE_CACHE_MAX_BYTES", str(5 * 1024**3))),
+            redis_url=env.get("REDIS_URL", ""),
+            jobs_queue=env.get("JOBS_QUEUE", "temporal-ml"),
+            job_timeout_s=int(env.get("JOB_TIMEOUT", "7200")),
+            job_lock_ttl_s=max(1.0, float(env.get("JOB_LOCK_TTL", "30"))),
             env=MappingProxyType(env),
         )
 
