@@ -4,11 +4,9 @@ elsewhere, a Redis restart loses no request, a worker on another MODEL_DIR is re
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -16,82 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import requests
 
 from tests.app_factory import annotation_event, make_app
-from tests.e2e.servers import REPO, Server, _spawn, free_port, wait_until
+from tests.e2e.servers import Server, wait_until
+from tests.job_cluster import Cluster, kill_tree
 from tests.redis_server import RedisServer
 from utils.service.model_store import ModelStore
 from utils.service.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)
-
-
-class Cluster:
-    """Web processes and RQ workers of one deployment, sharing one MODEL_DIR and one Redis."""
-
-    def __init__(self, root: Path, redis_server: RedisServer):
-        self.root = root
-        self.redis = redis_server
-        self.model_dir = root / "models"
-        self.servers: list[Server] = []
-
-    def env(self, **overrides: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
-        env.update(
-            MODEL_DIR=str(self.model_dir),
-            CACHE_DIR=str(self.root / "cache"),
-            REDIS_URL=self.redis.url,
-            JOB_LOCK_TTL="2",
-            TORCH_THREADS="1",
-            OMP_NUM_THREADS="1",
-            LOG_LEVEL="INFO",
-            YOLO_OFFLINE="1",
-            YOLO_AUTOINSTALL="false",
-        )
-        env.update(overrides)
-        return env
-
-    def web(self, workers: int = 2, **env: str) -> Server:
-        port = free_port()
-        cmd = [str(REPO / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "tests.app_factory:app_from_env()"]
-        environ = self.env(HOST="127.0.0.1", PORT=str(port), WORKERS=str(workers), **env)
-        log = self.root / f"web-{port}.log"
-        server = _spawn("web", cmd, environ, REPO, log, f"http://127.0.0.1:{port}")
-        self.servers.append(server)
-        server.wait_healthy(90)
-        return server
-
-    def worker(self, **env: str) -> Server:
-        log = self.root / f"worker-{len(self.servers)}.log"
-        server = _spawn(
-            "rq-worker", [sys.executable, "-m", "tests.rq_worker"], self.env(**env), REPO, log, ""
-        )
-        self.servers.append(server)
-        return server
-
-    def stop(self) -> None:
-        for server in self.servers:
-            kill_tree(server.process.pid)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s.log_path.name}\n{s.log_tail(40)}" for s in self.servers)
-
-
-def kill_tree(pid: int) -> list[int]:
-    """kill -9 a process and its descendants (an RQ work-horse runs in a process group of its own)."""
-    try:
-        parent = psutil.Process(pid)
-        victims = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-    for process in victims:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGKILL)
-    psutil.wait_procs(victims, timeout=5)
-    return [p.pid for p in victims]
 
 
 @pytest.fixture()
