@@ -37,6 +37,7 @@ class Settings:
     jobs_queue: str = "temporal-ml"
     job_timeout_s: int = 7200
     job_lock_ttl_s: float = 30.0
+    worker_nice: int = 10
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -66,6 +67,7 @@ class Settings:
             jobs_queue=env.get("JOBS_QUEUE", "temporal-ml"),
             job_timeout_s=int(env.get("JOB_TIMEOUT", "7200")),
             job_lock_ttl_s=max(1.0, float(env.get("JOB_LOCK_TTL", "30"))),
+            worker_nice=int(env.get("WORKER_NICE", "10")),
             env=MappingProxyType(env),
         )
 
