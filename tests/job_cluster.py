@@ -40,9 +40,10 @@ class Cluster:
         env.update(overrides)
         return env
 
-    def web(self, workers: int = 2, **env: str) -> Server:
+    def web(self, workers: int = 2, app: str = "tests.app_factory:app_from_env()", **env: str) -> Server:
+        """gunicorn with `workers` processes; `app="_wsgi:create_app()"` for the real control models."""
         port = free_port()
-        cmd = [str(REPO / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "tests.app_factory:app_from_env()"]
+        cmd = [str(REPO / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", app]
         environ = self.env(HOST="127.0.0.1", PORT=str(port), WORKERS=str(workers), **env)
         log = self.root / f"web-{port}.log"
         server = _spawn("web", cmd, environ, REPO, log, f"http://127.0.0.1:{port}")
@@ -50,11 +51,11 @@ class Cluster:
         server.wait_healthy(90)
         return server
 
-    def worker(self, **env: str) -> Server:
+    def worker(self, real_models: bool = False, **env: str) -> Server:
+        """An RQ worker: `worker.py` as `./run.sh worker` starts it, or around the test control models."""
         log = self.root / f"worker-{len(self.servers)}.log"
-        server = _spawn(
-            "rq-worker", [sys.executable, "-m", "tests.rq_worker"], self.env(**env), REPO, log, ""
-        )
+        cmd = [sys.executable, "worker.py"] if real_models else [sys.executable, "-m", "tests.rq_worker"]
+        server = _spawn("rq-worker", cmd, self.env(**env), REPO, log, "")
         self.servers.append(server)
         return server
 

@@ -149,11 +149,11 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_request(cluster: Cluster) 
     assert trained_task_ids(cluster.model_dir, "1") == list(range(1, 11))
 
 
-def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster) -> None:
-    web = cluster.web(workers=1)
+def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster, settings: Settings) -> None:
+    web = make_app(settings.with_overrides(model_dir=cluster.model_dir, redis_url=cluster.redis.url))
     stray = cluster.worker(MODEL_DIR=str(cluster.root / "not-shared"))
     assert stray.process.wait(60) == 3
-    problems = health(web)["jobs"]["model_dir"]
+    problems = web.test_client().get("/health").get_json()["jobs"]["model_dir"]
     assert problems["shared"] is False
     assert "not-shared" in problems["problems"][0]["model_dir"]
 
