@@ -4,14 +4,13 @@ sharing one MODEL_DIR and one real Redis: for the Redis engine's tests and bench
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 from pathlib import Path
 
 import psutil
 
-from tests.e2e.servers import REPO, Server, _spawn, free_port
+from tests.e2e.servers import REPO, Server, _spawn, backend_env, free_port
 from tests.redis_server import RedisServer
 
 
@@ -25,20 +24,14 @@ class Cluster:
         self.servers: list[Server] = []
 
     def env(self, **overrides: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
-        env.update(
-            MODEL_DIR=str(self.model_dir),
-            CACHE_DIR=str(self.root / "cache"),
-            REDIS_URL=self.redis.url,
-            JOB_LOCK_TTL="2",
-            TORCH_THREADS="1",
-            OMP_NUM_THREADS="1",
-            LOG_LEVEL="INFO",
-            YOLO_OFFLINE="1",
-            YOLO_AUTOINSTALL="false",
-        )
-        env.update(overrides)
-        return env
+        deployment = {
+            "MODEL_DIR": str(self.model_dir),
+            "CACHE_DIR": str(self.root / "cache"),
+            "REDIS_URL": self.redis.url,
+            "JOB_LOCK_TTL": "2",
+            "LOG_LEVEL": "INFO",
+        }
+        return backend_env(**{**deployment, **overrides})
 
     def web(self, workers: int = 2, app: str = "tests.app_factory:app_from_env()", **env: str) -> Server:
         """gunicorn with `workers` processes; `app="_wsgi:create_app()"` for the real control models."""
