@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
     settings.model_dir.mkdir(parents=True, exist_ok=True)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     backend = backend or TemporalBackend(settings)
+    backend.jobs.start()
     metrics = RequestMetrics()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
                     "failed": sum(s["failures"] for s in training.values()),
                 },
                 "projects": {pid: s.get("last") for pid, s in training.items()},
+                "jobs": backend.jobs.overview(),
             }
         )
 

@@ -24,7 +24,7 @@ from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
 from utils.service.errors import BadRequestError, LabelConfigError, TaskError
 from utils.service.files import read_json, write_json_atomic
-from utils.service.jobs import TrainingJobs
+from utils.service.job_engine import TRAIN, make_job_engine
 from utils.service.model_store import ModelStore
 from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
@@ -37,6 +37,7 @@ TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DEL
 
 
 MAX_REPORTED_SKIPS = 20  # skipped annotations named in /health; the count covers the rest
+JOB_TARGET = "worker.perform"  # the function RQ workers run for every job (see worker.py)
 
 CONTROL_MODEL_CLASSES: list[type[ControlModel]] = [TimelineLabelsModel, TimeSeriesLabelsModel]
 
@@ -66,7 +67,9 @@ class TemporalBackend:
         self.store = ModelStore(settings.model_dir)
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)
-        self.jobs = TrainingJobs(projects_root, self.train_project)
+        self.jobs = make_job_engine(
+            settings, projects_root, {TRAIN: lambda pid, _payload: self.train_project(pid)}, JOB_TARGET
+        )
         self.recent_errors = RecentErrors(projects_root)
         self.resources = ResourceCache(max_items=32)
         self.control_classes = control_classes if control_classes is not None else CONTROL_MODEL_CLASSES
@@ -143,6 +146,7 @@ class TemporalBackend:
         return {
             "status": "UP",
             "model_class": type(self).__name__,
+            "jobs": self.jobs.overview(),
             "training": self.jobs.status(),
             "recent_errors": self.recent_errors.by_project(),
         }

@@ -36,6 +36,11 @@ class Settings:
     media_cache_max_bytes: int = 10 * 1024**3
     media_allowlist: tuple[str, ...] = ()
     max_request_bytes: int = 32 * 1024**2
+    redis_url: str = field(default="", repr=False)
+    jobs_queue: str = "temporal-ml"
+    job_timeout_s: int = 7200
+    job_lock_ttl_s: float = 30.0
+    worker_nice: int = 10
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -64,6 +69,11 @@ class Settings:
             media_cache_max_bytes=int(env.get("MEDIA_CACHE_MAX_BYTES", str(10 * 1024**3))),
             media_allowlist=tuple(e.strip() for e in env.get("MEDIA_ALLOWLIST", "").split(",") if e.strip()),
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(32 * 1024**2))),
+            redis_url=env.get("REDIS_URL", ""),
+            jobs_queue=env.get("JOBS_QUEUE", "temporal-ml"),
+            job_timeout_s=int(env.get("JOB_TIMEOUT", "7200")),
+            job_lock_ttl_s=max(1.0, float(env.get("JOB_LOCK_TTL", "30"))),
+            worker_nice=int(env.get("WORKER_NICE", "10")),
             env=MappingProxyType(env),
         )
 
