@@ -33,6 +33,11 @@ class Settings:
     media_max_bytes: int = 2 * 1024**3
     media_timeout_s: float = 60.0
     feature_cache_max_bytes: int = 5 * 1024**3
+    predict_budget_s: float = 30.0
+    video_encode_fps: float = 100.0
+    repredict_max_tasks: int = 1000
+    push_attempts: int = 4
+    push_backoff_s: float = 2.0
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -58,6 +63,11 @@ class Settings:
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", str(2 * 1024**3))),
             media_timeout_s=float(env.get("MEDIA_TIMEOUT", "60")),
             feature_cache_max_bytes=int(env.get("FEATURE_CACHE_MAX_BYTES", str(5 * 1024**3))),
+            predict_budget_s=float(env.get("PREDICT_BUDGET_S", "30")),
+            video_encode_fps=float(env.get("VIDEO_ENCODE_FPS", "100")),
+            repredict_max_tasks=max(0, int(env.get("REPREDICT_MAX_TASKS", "1000"))),
+            push_attempts=max(1, int(env.get("PUSH_ATTEMPTS", "4"))),
+            push_backoff_s=max(0.0, float(env.get("PUSH_BACKOFF_S", "2"))),
             env=MappingProxyType(env),
         )
 
