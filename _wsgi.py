@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
     settings.model_dir.mkdir(parents=True, exist_ok=True)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     backend = backend or TemporalBackend(settings)
+    backend.jobs.start()
     metrics = RequestMetrics()
     app = Flask(__name__)
     app.config["BACKEND"] = backend
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
                     "failed": sum(s["failures"] for s in training.values()),
                 },
                 "projects": {pid: s.get("last") for pid, s in training.items()},
+                "jobs": backend.jobs.overview(),
             }
         )
 

@@ -24,9 +24,9 @@ from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
 from utils.service.errors import BadRequestError, LabelConfigError, TaskError
 from utils.service.files import read_json, write_json_atomic
-from utils.service.jobs import TrainingJobs
+from utils.service.job_engine import TRAIN, make_job_engine
 from utils.service.model_store import ModelStore
-from utils.service.prediction_jobs import SWEEP, URGENT, Cancelled, PredictionJob, PredictionJobs
+from utils.service.prediction_jobs import PREDICT, Cancelled, PredictionJob, PredictionJobs
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
 
@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
 
+
+JOB_TARGET = "worker.perform"  # the function RQ workers run for every job (see worker.py)
 
 CONTROL_MODEL_CLASSES: list[type[ControlModel]] = [TimelineLabelsModel, TimeSeriesLabelsModel]
 
@@ -63,8 +65,12 @@ class TemporalBackend:
         self.store = ModelStore(settings.model_dir)
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)
-        self.jobs = TrainingJobs(projects_root, self.train_project)
-        self.predictions = PredictionJobs(projects_root, self.run_prediction_job)
+        handlers = {
+            TRAIN: lambda pid, _payload: self.train_project(pid),
+            PREDICT: lambda pid, payload: self.predictions.handle(pid, payload),
+        }
+        self.jobs = make_job_engine(settings, projects_root, handlers, JOB_TARGET)
+        self.predictions = PredictionJobs(self.jobs, projects_root, self.run_prediction_job)
         self.resources = ResourceCache(max_items=32)
         self.control_classes = control_classes if control_classes is not None else CONTROL_MODEL_CLASSES
         self._predictors = ResourceCache(max_items=64)
@@ -137,6 +143,7 @@ class TemporalBackend:
         return {
             "status": "UP",
             "model_class": type(self).__name__,
+            "jobs": self.jobs.overview(),
             "training": self.jobs.status(),
             "predictions": self.predictions.status(),
         }
@@ -285,7 +292,7 @@ class TemporalBackend:
         if isinstance(cached, dict) and cached.get("model_version") == version:
             return cached  # Label Studio stores it; a job would only find it there
         job = PredictionJob(project_id, version, int(task["id"]), task, reason="long media")
-        self.predictions.submit([job], URGENT)
+        self.predictions.submit([job])
         logger.info(
             "task %s: predicting takes about %.0f s, over PREDICT_BUDGET_S; a job pushes it when done",
             task["id"],
@@ -317,14 +324,14 @@ class TemporalBackend:
             for task in tasks
             if isinstance(task, dict) and isinstance(task.get("id"), int)
         ]
-        queued = self.predictions.submit(jobs, URGENT)
+        queued = self.predictions.submit(jobs)
         return {"status": "queued", "action": "TASKS_CREATED", "project": pid, "predictions": queued}
 
     def _repredict(self, project_id: str, label_config: str) -> None:
         """After a new model version: a sweep job finds the tasks without a prediction of it."""
         if self.settings.repredict_max_tasks and self._pusher(project_id) is not None:
             version = self.model_version(project_id, label_config)
-            self.predictions.submit([PredictionJob(project_id, version, reason="new model version")], SWEEP)
+            self.predictions.submit([PredictionJob(project_id, version, reason="new model version")])
 
     def run_prediction_job(self, job: PredictionJob, progress: Progress) -> str:
         """Predict one task and push it, or (sweep) queue the tasks lacking the job's version. A job of a
@@ -358,7 +365,7 @@ class TemporalBackend:
             )
             for task in chosen
         ]
-        queued = self.predictions.submit(jobs, SWEEP)
+        queued = self.predictions.submit(jobs)
         logger.info(
             "project %s: %d tasks lack a prediction of %s; %d queued",
             job.project_id,

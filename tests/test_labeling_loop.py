@@ -114,6 +114,7 @@ def test_a_job_of_an_older_model_version_is_cancelled(loop_settings: Settings) -
 
     progress = backend.health()["predictions"]["1"]
     assert (progress["cancelled"], progress["done"], progress["pushed"]) == (1, 0, 0)
+    assert (progress["queued"], progress["running"]) == (0, 0)
 
 
 def test_unreachable_label_studio_push_is_retried_with_backoff_then_fails_with_the_reason() -> None:

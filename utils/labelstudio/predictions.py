@@ -18,6 +18,7 @@ from utils.labelstudio.auth import LabelStudioCredentials
 logger = logging.getLogger(__name__)
 
 RETRIED_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+ONE_TRY = {"max_retries": 0}  # the SDK retries on its own otherwise; the backoff here is the only one
 
 
 class PushError(Exception):
@@ -78,7 +79,8 @@ class PredictionPusher:
     def versions_of(self, task_id: int) -> set[str]:
         """Model versions of the predictions the task already holds."""
         predictions = self._call(
-            f"listing predictions of task {task_id}", lambda: self.client.predictions.list(task=task_id)
+            f"listing predictions of task {task_id}",
+            lambda: self.client.predictions.list(task=task_id, request_options=ONE_TRY),
         )
         return {str(p.model_version) for p in predictions if p.model_version is not None}
 
@@ -91,7 +93,11 @@ class PredictionPusher:
         self._call(
             f"creating the prediction of task {task_id}",
             lambda: self.client.predictions.create(
-                task=task_id, result=result, score=float(score), model_version=model_version
+                task=task_id,
+                result=result,
+                score=float(score),
+                model_version=model_version,
+                request_options=ONE_TRY,
             ),
         )
         return True
@@ -101,7 +107,9 @@ class PredictionPusher:
         Label Studio call /predict itself."""
 
         def fetch() -> list[TaskSummary]:
-            pager = self.client.tasks.list(project=int(project_id), fields="all", page_size=100)
+            pager = self.client.tasks.list(
+                project=int(project_id), fields="all", page_size=100, request_options=ONE_TRY
+            )
             return [
                 _summary(task.model_dump() if hasattr(task, "model_dump") else dict(task)) for task in pager
             ]

@@ -1,10 +1,11 @@
-"""Background training jobs, one project at a time, coalescing bursts of requests.
+"""The embedded job engine: background training in this process, one project at a time, coalescing bursts.
 
 Each request bumps the project's `requested` counter in a JSON state file. A job takes the project's training
 lock (shared by all worker processes), and trains only if `trained < requested`, then records the requested
 count it covered. So a burst of events during one training collapses into one more training on the newest
-data, and two processes never train one project at once. `request()` and `status()` are the whole interface:
-a distributed queue can replace this class without touching anything else.
+data, and two processes never train one project at once. A process that starts resumes every project whose
+requests outnumber its trainings (`start()`), so work survives a crash. The interface is `JobEngine`
+(`job_engine.py`); the Redis engine (`redis_jobs.py`) implements the same one across machines.
 """
 
 from __future__ import annotations
@@ -13,28 +14,32 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from utils.service.files import read_json, safe_name, write_json_atomic
+from utils.service.job_engine import TRAIN, JobHandler
 from utils.service.locks import file_lock, is_locked
 
 logger = logging.getLogger(__name__)
 
-TrainFn = Callable[[str], dict[str, Any]]
-
 
 class TrainingJobs:
-    """Runs `train(project_id)` in a background thread of this process."""
+    """Runs the `train` handler in a background thread of this process; plain jobs in another."""
 
-    def __init__(self, state_root: Path, train: TrainFn):
+    name = "embedded"
+
+    def __init__(self, state_root: Path, handlers: Mapping[str, JobHandler]):
         self.state_root = state_root
-        self._train = train
+        self._handlers = dict(handlers)
         self._queue: queue.Queue[str] = queue.Queue()
         self._pending: set[str] = set()
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._plain: ThreadPoolExecutor | None = None
+        self._submitted: set[str] = set()
 
     # --- files -----------------------------------------------------------------------------
     def _dir(self, project_id: str) -> Path:
@@ -62,6 +67,42 @@ class TrainingJobs:
                 state["state"] = "queued"
 
         state = self._update(project_id, bump)
+        self._enqueue(project_id)
+        return state
+
+    def start(self) -> None:
+        """Resume projects left with untrained requests (a process killed mid-training, or before it began)."""
+        for project_id, state in self.status().items():
+            if state["requested"] > state["trained"]:
+                logger.info(
+                    "project %s: resuming training (requested %d, trained %d)",
+                    project_id,
+                    state["requested"],
+                    state["trained"],
+                )
+                self._enqueue(project_id)
+
+    def submit(self, kind: str, project_id: str, payload: dict[str, Any], job_id: str | None = None) -> str:
+        job_id = job_id or f"{kind}-{project_id}-{time.time_ns()}"
+        handler = self._handlers[kind]
+        with self._guard:
+            if job_id in self._submitted:
+                return job_id
+            self._submitted.add(job_id)
+            if self._plain is None:
+                self._plain = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plain-jobs")
+            self._plain.submit(self._run_plain, job_id, handler, project_id, payload)
+        return job_id
+
+    def overview(self) -> dict[str, Any]:
+        states = self.status().values()
+        return {
+            "engine": self.name,
+            "queued": sum(s["state"] == "queued" for s in states),
+            "running": sum(s["state"] == "running" for s in states),
+        }
+
+    def _enqueue(self, project_id: str) -> None:
         with self._guard:
             if project_id not in self._pending:
                 self._pending.add(project_id)
@@ -69,7 +110,13 @@ class TrainingJobs:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="training-jobs", daemon=True)
                 self._thread.start()
-        return state
+
+    @staticmethod
+    def _run_plain(job_id: str, handler: JobHandler, project_id: str, payload: dict[str, Any]) -> None:
+        try:
+            handler(project_id, payload)
+        except Exception:  # noqa: BLE001 - the pool thread must survive anything
+            logger.exception("job %s of project %s failed", job_id, project_id)
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Every known project's job state, as seen by all processes."""
@@ -120,7 +167,7 @@ class TrainingJobs:
             started = time.monotonic()
             outcome: dict[str, Any]
             try:
-                result = self._train(project_id)
+                result = self._handlers[TRAIN](project_id, {})
                 outcome = {"status": "finished", "error": None, **result}
                 logger.info("project %s trained in %.1fs", project_id, time.monotonic() - started)
             except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the old model keeps serving

@@ -1,17 +1,16 @@
-"""Background prediction jobs of the labeling loop, and their progress as every process sees it.
+"""Prediction jobs of the labeling loop on the job engine, and their progress as every process sees it.
 
-A job is `(project, task id, model version)` plus the task itself when the caller has it; a sweep job
-(`task_id=None`) asks for every task of the project that lacks the version. Jobs run in one thread of this
-process, new tasks and /predict's deferred tasks before sweeps, each (project, task, version) at most once
-in the queue. Counters live in `predictions.json` per project, updated under a file lock, so /health shows
-the same numbers from every web process.
+A job is `(project, task, model version)`; a sweep job (no task) asks for every task of the project that
+lacks the version. Jobs go through the `JobEngine` (threads here, or RQ workers with `REDIS_URL`) as plain
+jobs of kind `predict`, with a job id made of project, task and version, so one task's prediction of one
+version is queued once. Counters live in `predictions.json` per project under MODEL_DIR (shared by web
+processes and workers), updated under a file lock, so /health shows the same numbers everywhere.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -20,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from utils.service.files import read_json, safe_name, write_json_atomic
+from utils.service.job_engine import JobEngine
 from utils.service.locks import file_lock
 
 logger = logging.getLogger(__name__)
 
-URGENT, SWEEP = 0, 1  # queue priorities: tasks someone waits for first
+PREDICT = "predict"  # the job kind
 KEEP_FAILED_PUSHES = 20
 PROGRESS_INTERVAL_S = 1.0
 
@@ -38,8 +38,19 @@ class PredictionJob:
     reason: str = "new task"
 
     @property
-    def key(self) -> tuple[str, int | None, str]:
-        return (self.project_id, self.task_id, self.version)
+    def job_id(self) -> str:
+        version = hashlib.sha256(self.version.encode()).hexdigest()[:12]
+        target = "sweep" if self.task_id is None else f"task{self.task_id}"
+        return f"{PREDICT}-{safe_name(self.project_id)}-{target}-{version}"
+
+    def payload(self) -> dict[str, Any]:
+        return {"version": self.version, "task_id": self.task_id, "task": self.task, "reason": self.reason}
+
+    @classmethod
+    def from_payload(cls, project_id: str, payload: dict[str, Any]) -> PredictionJob:
+        return cls(
+            project_id, payload["version"], payload.get("task_id"), payload.get("task"), payload["reason"]
+        )
 
 
 class Cancelled(Exception):
@@ -63,8 +74,8 @@ class JobProgress:
 
 
 class PredictionBook:
-    """The per-project counters: queued, running, done, failed, cancelled, the running task's frames, and
-    the most recent failed pushes with their reasons."""
+    """The per-project counters: queued, running, done, failed, cancelled, pushed, the running task's
+    frames, and the most recent failed jobs with their reasons."""
 
     def __init__(self, state_root: Path):
         self.state_root = state_root
@@ -101,13 +112,18 @@ class PredictionBook:
 
         self.update(project_id, apply)
 
-    def failed_push(self, job: PredictionJob, reason: str) -> None:
+    def finish(self, job: PredictionJob, outcome: str, reason: str | None = None) -> None:
         entry = {"task": job.task_id, "version": job.version, "reason": reason, "at": time.time()}
 
-        def add(state: dict[str, Any]) -> None:
-            state["failed_pushes"] = [*state["failed_pushes"], entry][-KEEP_FAILED_PUSHES:]
+        def apply(state: dict[str, Any]) -> None:
+            state["running"] = max(0, state["running"] - 1)
+            state[outcome] += 1
+            if state["current"] and state["current"].get("task") == job.task_id:
+                state["current"] = None
+            if reason is not None:
+                state["failed_pushes"] = [*state["failed_pushes"], entry][-KEEP_FAILED_PUSHES:]
 
-        self.update(job.project_id, add)
+        self.update(job.project_id, apply)
 
     def status(self) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}
@@ -123,80 +139,53 @@ RunFn = Callable[[PredictionJob, JobProgress], str]
 
 
 class PredictionJobs:
-    """The embedded engine: `run(job, progress)` in a background thread of this process. `run` returns
-    "done" or "cancelled", or raises: the exception's message is recorded as the failure's reason."""
+    """Submits prediction jobs to the engine and runs them there: `run(job, progress)` returns "done", raises
+    Cancelled, or raises anything else, whose message is recorded as the failure's reason."""
 
-    def __init__(self, state_root: Path, run: RunFn):
+    def __init__(self, engine: JobEngine, state_root: Path, run: RunFn):
+        self.engine = engine
         self.book = PredictionBook(state_root)
         self._run = run
-        self._queue: queue.PriorityQueue[tuple[int, int, PredictionJob]] = queue.PriorityQueue()
-        self._pending: set[tuple[str, int | None, str]] = set()
-        self._order = itertools.count()
+        self._submitted: set[str] = set()
         self._guard = threading.Lock()
-        self._thread: threading.Thread | None = None
 
-    def submit(self, jobs: list[PredictionJob], priority: int = URGENT) -> int:
-        """Queue jobs not already queued; returns how many were added."""
+    def submit(self, jobs: list[PredictionJob]) -> int:
+        """Queue the jobs this process has not queued before; returns how many were added."""
         with self._guard:
-            new = [job for job in dict.fromkeys(jobs) if job.key not in self._pending]
-            self._pending.update(job.key for job in new)
+            new = [job for job in dict.fromkeys(jobs) if job.job_id not in self._submitted]
+            self._submitted.update(job.job_id for job in new)
         counts: dict[str, int] = {}
         for job in new:
-            if job.task_id is not None:  # sweeps only queue task jobs; they are not counted themselves
-                counts[job.project_id] = counts.get(job.project_id, 0) + 1
+            counts[job.project_id] = counts.get(job.project_id, 0) + 1
         for project_id, n in counts.items():
-            self.book.count(project_id, queued=n)  # before the worker can take them
-        with self._guard:
-            for job in new:
-                self._queue.put((priority, next(self._order), job))
-            if new and (self._thread is None or not self._thread.is_alive()):
-                self._thread = threading.Thread(target=self._work, name="prediction-jobs", daemon=True)
-                self._thread.start()
+            self.book.count(project_id, queued=n)  # before a worker can take them
+        for job in new:
+            self.engine.submit(PREDICT, job.project_id, job.payload(), job_id=job.job_id)
         return len(new)
 
-    def status(self) -> dict[str, dict[str, Any]]:
-        return self.book.status()
-
-    def wait_idle(self, timeout_s: float = 60.0) -> None:
-        """Block until this process has no queued or running job (tests, benchmarks)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._guard:
-                if not self._pending:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"prediction jobs still busy after {timeout_s}s")
-
-    def _work(self) -> None:
-        while True:
-            _, _, job = self._queue.get()
-            try:
-                self._run_one(job)
-            except Exception:  # noqa: BLE001 - the worker thread must survive anything
-                logger.exception("prediction job bookkeeping failed: %s", job.key)
-            finally:
-                with self._guard:
-                    self._pending.discard(job.key)
-
-    def _run_one(self, job: PredictionJob) -> None:
-        counted = job.task_id is not None
-        if counted:
-            self.book.count(job.project_id, queued=-1, running=1)
-        outcome = "failed"
+    def handle(self, project_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The job handler the engine calls (in this process, or in an RQ worker)."""
+        job = PredictionJob.from_payload(project_id, payload)
+        self.book.count(project_id, queued=-1, running=1)
+        outcome, reason = "failed", None
         try:
             outcome = self._run(job, JobProgress(self.book, job))
         except Cancelled:
             outcome = "cancelled"
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded with its reason
-            logger.error("prediction job %s failed: %s", job.key, exc)
-            if counted:
-                self.book.failed_push(job, f"{type(exc).__name__}: {exc}")
-        if counted:
+            logger.error("prediction job %s failed: %s", job.job_id, exc)
+            reason = f"{type(exc).__name__}: {exc}"
+        self.book.finish(job, outcome, reason)
+        return {"status": outcome, "reason": reason}
 
-            def finish(state: dict[str, Any]) -> None:
-                state["running"] = max(0, state["running"] - 1)
-                state[outcome] += 1
-                if state["current"] and state["current"].get("task") == job.task_id:
-                    state["current"] = None
+    def status(self) -> dict[str, dict[str, Any]]:
+        return self.book.status()
 
-            self.book.update(job.project_id, finish)
+    def wait_idle(self, timeout_s: float = 60.0) -> None:
+        """Block until no project has prediction jobs queued or running (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(s["queued"] == 0 and s["running"] == 0 for s in self.status().values()):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"prediction jobs still busy after {timeout_s}s")

@@ -33,6 +33,10 @@ class Settings:
     media_max_bytes: int = 2 * 1024**3
     media_timeout_s: float = 60.0
     feature_cache_max_bytes: int = 5 * 1024**3
+    redis_url: str = field(default="", repr=False)
+    jobs_queue: str = "temporal-ml"
+    job_timeout_s: int = 7200
+    job_lock_ttl_s: float = 30.0
     predict_budget_s: float = 30.0
     video_encode_fps: float = 100.0
     repredict_max_tasks: int = 1000
@@ -63,6 +67,10 @@ class Settings:
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", str(2 * 1024**3))),
             media_timeout_s=float(env.get("MEDIA_TIMEOUT", "60")),
             feature_cache_max_bytes=int(env.get("FEATURE_CACHE_MAX_BYTES", str(5 * 1024**3))),
+            redis_url=env.get("REDIS_URL", ""),
+            jobs_queue=env.get("JOBS_QUEUE", "temporal-ml"),
+            job_timeout_s=int(env.get("JOB_TIMEOUT", "7200")),
+            job_lock_ttl_s=max(1.0, float(env.get("JOB_LOCK_TTL", "30"))),
             predict_budget_s=float(env.get("PREDICT_BUDGET_S", "30")),
             video_encode_fps=float(env.get("VIDEO_ENCODE_FPS", "100")),
             repredict_max_tasks=max(0, int(env.get("REPREDICT_MAX_TASKS", "1000"))),

@@ -1,0 +1,52 @@
+"""One small interface for background work, two engines behind it: embedded (threads in this process,
+file locks, the default) and Redis + RQ (`REDIS_URL`: web processes enqueue, `./run.sh worker` processes run).
+Control models and the HTTP layer never know which one runs their jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from utils.service.settings import Settings
+
+TRAIN = "train"  # the job kind that is coalesced per project; every other kind is a plain job
+
+JobHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
+"""`handler(project_id, payload) -> result`: the work of one job kind, run by whichever engine."""
+
+
+class JobEngine(Protocol):
+    name: str
+
+    def start(self) -> None:
+        """Called once when a web process starts: resume work left pending by a crash or an outage."""
+
+    def request(self, project_id: str) -> dict[str, Any]:
+        """Ask for a training of `project_id` on its newest data; returns its counters at once."""
+
+    def submit(self, kind: str, project_id: str, payload: dict[str, Any], job_id: str | None = None) -> str:
+        """Queue one plain job (e.g. predictions to push); a repeated `job_id` is queued once."""
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Every known project's training state, the same from every web process."""
+
+    def overview(self) -> dict[str, Any]:
+        """Engine, queue lengths and live workers, for /health and /metrics."""
+
+    def wait_idle(self, project_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Block until every training request of `project_id` is handled (tests, CLI tools)."""
+
+
+def make_job_engine(
+    settings: Settings, state_root: Path, handlers: Mapping[str, JobHandler], job_target: str
+) -> JobEngine:
+    """The Redis engine when `REDIS_URL` is set, else the embedded one; `job_target` is the importable
+    function (`module.name`) RQ workers call with `(kind, project_id, payload)`."""
+    if settings.redis_url:
+        from utils.service.redis_jobs import RedisJobs
+
+        return RedisJobs(settings, state_root, handlers, job_target)
+    from utils.service.jobs import TrainingJobs
+
+    return TrainingJobs(state_root, handlers)
