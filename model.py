@@ -70,7 +70,9 @@ class TemporalBackend:
             PREDICT: lambda pid, payload: self.predictions.handle(pid, payload),
         }
         self.jobs = make_job_engine(settings, projects_root, handlers, JOB_TARGET)
-        self.predictions = PredictionJobs(self.jobs, projects_root, self.run_prediction_job)
+        self.predictions = PredictionJobs(
+            self.jobs, projects_root, self.run_prediction_job, claim_ttl_s=settings.job_timeout_s
+        )
         self.resources = ResourceCache(max_items=32)
         self.control_classes = control_classes if control_classes is not None else CONTROL_MODEL_CLASSES
         self._predictors = ResourceCache(max_items=64)
@@ -105,8 +107,14 @@ class TemporalBackend:
         deadline = time.monotonic() + self.settings.predict_budget_s
         results: list[Any] = []
         for task in tasks:
+            if not isinstance(task, dict) or not isinstance(task.get("id"), int):
+                results.append(self._predict_task(task, models, version))
+                continue
+            if self.predictions.is_claimed(PredictionJob(pid, version, task["id"])):
+                results.append([])  # its job pushes the prediction; a second one of this version must not be
+                continue
             estimate = self._predict_seconds(task, models)
-            if estimate > deadline - time.monotonic() and isinstance(task, dict) and "id" in task:
+            if estimate > deadline - time.monotonic():
                 results.append(self._defer(pid, task, version, estimate))
             else:
                 results.append(self._predict_task(task, models, version))
@@ -291,13 +299,16 @@ class TemporalBackend:
         cached = read_json(self._prediction_path(project_id, int(task["id"])), default=None)
         if isinstance(cached, dict) and cached.get("model_version") == version:
             return cached  # Label Studio stores it; a job would only find it there
-        job = PredictionJob(project_id, version, int(task["id"]), task, reason="long media")
-        self.predictions.submit([job])
-        logger.info(
-            "task %s: predicting takes about %.0f s, over PREDICT_BUDGET_S; a job pushes it when done",
-            task["id"],
-            estimate,
-        )
+        if self.predictions.submit([PredictionJob(project_id, version, int(task["id"]), task, "long media")]):
+            logger.info(
+                "task %s: predicting takes about %.0f s, over PREDICT_BUDGET_S; a job pushes it when done",
+                task["id"],
+                estimate,
+            )
+        else:
+            logger.info(
+                "task %s: a prediction job of %s is under way; it pushes the result", task["id"], version
+            )
         return []
 
     def _prediction_path(self, project_id: str, task_id: int) -> Path:

@@ -111,6 +111,9 @@ def main() -> None:
         [prediction] = wait_until(pushed, 4 * 3600, "the pushed prediction", 2.0)
         total_s = time.perf_counter() - imported_at
         regions = prediction["result"]
+        same_version = [
+            p for p in api.predictions(task["id"]) if p["model_version"] == prediction["model_version"]
+        ]
         last_frame = max(span["end"] for region in regions for span in region["value"]["ranges"])
         peaks = peak_memory_mb(backend.process.pid)
         print(f"/predict (Retrieve Predictions) while the job runs: answered in {predict_s:.1f} s")
@@ -120,7 +123,7 @@ def main() -> None:
         )
         print(
             f"prediction: {len(regions)} regions up to frame {last_frame} of {frames}, "
-            f"version {prediction['model_version']}"
+            f"version {prediction['model_version']} ({len(same_version)} prediction(s) of it on the task)"
         )
         print(
             f"backend peak memory (VmHWM per process, MiB): {', '.join(f'{v:.0f}' for v in peaks.values())}"

@@ -105,6 +105,20 @@ def test_short_media_is_predicted_inline(loop_settings: Settings) -> None:
     assert results[0]["result"] and backend.health()["predictions"] == {}
 
 
+def test_a_task_whose_prediction_job_is_under_way_is_left_to_the_job(loop_settings: Settings) -> None:
+    backend = trained_backend(loop_settings)
+    version = backend.model_version("1", VIDEO_CONFIG)
+    under_way = PredictionJob("1", version, 2, task(2, loop_settings.media_roots[0]))
+    assert backend.predictions._claim(under_way)  # as submit() does, without running the job
+
+    results = backend.predict([task(2, loop_settings.media_roots[0])], 1, VIDEO_CONFIG)["results"]
+
+    assert results == [
+        []
+    ]  # Label Studio stores nothing: the job's push is the only prediction of the version
+    assert not backend.predictions._claim(under_way)  # and nobody queues it twice
+
+
 def test_a_job_of_an_older_model_version_is_cancelled(loop_settings: Settings) -> None:
     backend = trained_backend(loop_settings)
     stale = PredictionJob("1", "v0.stale", 2, task(2, loop_settings.media_roots[0]))

@@ -2,16 +2,18 @@
 
 A job is `(project, task, model version)`; a sweep job (no task) asks for every task of the project that
 lacks the version. Jobs go through the `JobEngine` (threads here, or RQ workers with `REDIS_URL`) as plain
-jobs of kind `predict`, with a job id made of project, task and version, so one task's prediction of one
-version is queued once. Counters live in `predictions.json` per project under MODEL_DIR (shared by web
-processes and workers), updated under a file lock, so /health shows the same numbers everywhere.
+jobs of kind `predict`. A job holds a claim file named by project, task and version from submission to its
+end, created exclusively: one task's prediction of one version is queued once across processes, and /predict
+leaves a claimed task to its job instead of predicting it a second time. Counters live in
+`predictions.json` per project under MODEL_DIR (shared by web processes and workers), updated under a file
+lock, so /health shows the same numbers everywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import threading
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,25 +144,50 @@ class PredictionJobs:
     """Submits prediction jobs to the engine and runs them there: `run(job, progress)` returns "done", raises
     Cancelled, or raises anything else, whose message is recorded as the failure's reason."""
 
-    def __init__(self, engine: JobEngine, state_root: Path, run: RunFn):
+    def __init__(self, engine: JobEngine, state_root: Path, run: RunFn, claim_ttl_s: float = 7200.0):
         self.engine = engine
+        self.state_root = state_root
         self.book = PredictionBook(state_root)
         self._run = run
-        self._submitted: set[str] = set()
-        self._guard = threading.Lock()
+        self.claim_ttl_s = claim_ttl_s  # a claim older than this lost its job (a crash): it is taken over
 
+    # --- claims ----------------------------------------------------------------------------
+    def _claim_path(self, job: PredictionJob) -> Path:
+        return self.state_root / safe_name(job.project_id) / "prediction-claims" / job.job_id
+
+    def is_claimed(self, job: PredictionJob) -> bool:
+        """Whether a queued or running job covers this task and version."""
+        try:
+            age = time.time() - self._claim_path(job).stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return age < self.claim_ttl_s
+
+    def _claim(self, job: PredictionJob) -> bool:
+        path = self._claim_path(job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_claimed(job):
+            return False
+        path.unlink(missing_ok=True)  # a stale claim: its job is gone
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False  # another process claimed it just now
+        return True
+
+    # --- jobs ------------------------------------------------------------------------------
     def submit(self, jobs: list[PredictionJob]) -> int:
-        """Queue the jobs this process has not queued before; returns how many were added."""
-        with self._guard:
-            new = [job for job in dict.fromkeys(jobs) if job.job_id not in self._submitted]
-            self._submitted.update(job.job_id for job in new)
+        """Queue the jobs no process has queued yet; returns how many were added."""
+        new = [job for job in dict.fromkeys(jobs) if self._claim(job)]
         counts: dict[str, int] = {}
         for job in new:
             counts[job.project_id] = counts.get(job.project_id, 0) + 1
         for project_id, n in counts.items():
             self.book.count(project_id, queued=n)  # before a worker can take them
         for job in new:
-            self.engine.submit(PREDICT, job.project_id, job.payload(), job_id=job.job_id)
+            self.engine.submit(
+                PREDICT, job.project_id, job.payload(), job_id=f"{job.job_id}-{time.time_ns()}"
+            )
         return len(new)
 
     def handle(self, project_id: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +202,8 @@ class PredictionJobs:
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded with its reason
             logger.error("prediction job %s failed: %s", job.job_id, exc)
             reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._claim_path(job).unlink(missing_ok=True)
         self.book.finish(job, outcome, reason)
         return {"status": outcome, "reason": reason}
 
