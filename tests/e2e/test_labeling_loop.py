@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 from flows import Project, annotate, connect, create_project, yolo_checkpoint
-from quality import labels_in, macro_f1, majority_baseline, sample_sets, truth_samples
+from quality import labels_in, series_scores
 from servers import wait_until
 from shared_sets import timeline_control, timeseries_config, video_object, view
 
@@ -85,11 +85,7 @@ def test_tasks_imported_after_training_get_predictions_pushed(series, series_set
             p for p in series.api.predictions(series.tasks[name]) if p["model_version"] == version
         ]
         assert labels_in(prediction["result"]) <= set(series_set.labels)
-        expected = truth_samples(series_set.ground_truth, name)
-        scores[name] = (
-            macro_f1(sample_sets(prediction["result"], "label", HZ), expected),
-            majority_baseline(expected),
-        )
+        scores[name] = series_scores(prediction["result"], series_set.ground_truth, name, "label", HZ)
     print(f"pushed time-series macro-F1 (model, majority baseline): {scores}")
     assert all(score >= MIN_MACRO_F1 and score > baseline + 0.3 for score, baseline in scores.values()), (
         scores
