@@ -15,7 +15,7 @@ COPY requirements.txt .
 # The CPU wheel index keeps torch and torchvision at the pinned versions without CUDA packages.
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
 
-COPY _wsgi.py model.py gunicorn.conf.py ./
+COPY _wsgi.py model.py worker.py gunicorn.conf.py ./
 COPY control_models ./control_models
 COPY utils ./utils
 

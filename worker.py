@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -69,6 +70,8 @@ def serve(make_backend: Callable[[Settings], TemporalBackend] = TemporalBackend,
     if not settings.redis_url:
         logger.error("REDIS_URL is not set: a worker needs the Redis engine (see README)")
         return 2
+    # Training is background work: where a worker shares cores with web processes, the web stays responsive.
+    os.nice(settings.worker_nice)
     _backend = make_backend(settings)
     engine = _backend.jobs
     assert isinstance(engine, RedisJobs)

@@ -20,6 +20,11 @@ def make_app(settings: Settings) -> Flask:
     return create_app(settings, backend=make_backend(settings))
 
 
+def app_from_env() -> Flask:
+    """gunicorn target for tests that run the real server: `tests.app_factory:app_from_env()`."""
+    return make_app(Settings.from_env())
+
+
 VIDEO_CONFIG = (
     '<View><TimelineLabels name="label" toName="video"><Label value="Ball"/><Label value="Goal"/>'
     '</TimelineLabels><Video name="video" value="$video" frameRate="25.0"/></View>'

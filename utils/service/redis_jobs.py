@@ -28,14 +28,15 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
-from rq import Queue, Retry, Worker, get_current_job
+from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from utils.service.deferred_requests import DeferredRequests
 from utils.service.job_engine import TRAIN, JobHandler
 from utils.service.settings import Settings
-from utils.service.shared_storage import check_model_dir, mismatches
+from utils.service.shared_storage import check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -295,36 +296,53 @@ class RedisJobs:
         return result
 
     def overview(self) -> dict[str, Any]:
+        """Read in two round trips (it is polled): RQ's queue and registry sizes, its worker hashes."""
         deferred = sum(self.deferred.pending().values())
+        registries = {
+            "started": StartedJobRegistry(queue=self.queue),
+            "finished": FinishedJobRegistry(queue=self.queue),
+            "failed": FailedJobRegistry(queue=self.queue),
+        }
         try:
-            queue = {
-                "name": self.queue.name,
-                "queued": self.queue.count,
-                "started": StartedJobRegistry(queue=self.queue).count,
-                "finished": FinishedJobRegistry(queue=self.queue).count,
-                "failed": FailedJobRegistry(queue=self.queue).count,
-            }
-            workers = [
-                {
-                    "name": w.name,
-                    "host": w.hostname,
-                    "pid": w.pid,
-                    "state": str(w.get_state()),
-                    "job": w.get_current_job_id(),
-                    "last_heartbeat": w.last_heartbeat.isoformat() if w.last_heartbeat else None,
-                }
-                for w in Worker.all(queue=self.queue)
-            ]
-            problems = mismatches(self.redis, self._model_dir_key)
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.llen(self.queue.key)
+                for registry in registries.values():
+                    pipe.zcard(registry.key)
+                pipe.smembers(WORKERS_BY_QUEUE_KEY % self.queue.name)
+                pipe.hgetall(f"{self._model_dir_key}:mismatch")
+                queued, *counts, worker_keys, problems = pipe.execute()
+            worker_keys = sorted(_text(k) for k in worker_keys)
+            with self.redis.pipeline(transaction=False) as pipe:
+                for key in worker_keys:
+                    pipe.hgetall(key)
+                worker_hashes = pipe.execute()
         except redis.RedisError as exc:
             return {"engine": self.name, "redis": f"unreachable: {exc}", "deferred_requests": deferred}
+        workers = []
+        for key, fields in zip(worker_keys, worker_hashes, strict=True):
+            info = {_text(k): _text(v) for k, v in fields.items()}
+            if info:  # a worker that died keeps its key until its TTL; an expired one has none
+                workers.append(
+                    {
+                        "name": key.rsplit(":", 1)[-1],
+                        "host": info.get("hostname"),
+                        "pid": int(info["pid"]) if info.get("pid") else None,
+                        "state": info.get("state"),
+                        "last_heartbeat": info.get("last_heartbeat"),
+                    }
+                )
+        mismatched = [json.loads(v) for v in problems.values()]
         return {
             "engine": self.name,
             "redis": "ok",
-            "queue": queue,
+            "queue": {
+                "name": self.queue.name,
+                "queued": queued,
+                **dict(zip(registries, counts, strict=True)),
+            },
             "workers": workers,
             "deferred_requests": deferred,
-            "model_dir": {"shared": not problems, "problems": problems},
+            "model_dir": {"shared": not mismatched, "problems": mismatched},
         }
 
     def wait_idle(self, project_id: str, timeout_s: float = 60.0) -> dict[str, Any]:

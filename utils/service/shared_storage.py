@@ -65,7 +65,3 @@ def check_model_dir(redis: Any, key: str, model_dir: Path, role: str) -> dict[st
     redis.expire(f"{key}:mismatch", 24 * 3600)
     logger.error("%s: %s", role, problem["message"])
     return problem
-
-
-def mismatches(redis: Any, key: str) -> list[dict[str, Any]]:
-    return [json.loads(v) for v in redis.hgetall(f"{key}:mismatch").values()]

@@ -1,0 +1,195 @@
+"""The Redis + RQ engine with a real Redis server, real gunicorn and real RQ workers (tiny test control
+models, so each test takes seconds): bursts coalesce per project, a killed worker's training completes
+elsewhere, a Redis restart loses no request, a worker on another MODEL_DIR is reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.app_factory import annotation_event, make_app
+from tests.e2e.servers import Server, wait_until
+from tests.job_cluster import Cluster, kill_tree
+from tests.redis_server import RedisServer
+from utils.service.model_store import ModelStore
+from utils.service.settings import Settings
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    redis_server = RedisServer(tmp_path / "redis").start()
+    deployment = Cluster(tmp_path, redis_server)
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+        redis_server.stop()
+
+
+def health(server: Server) -> dict[str, Any]:
+    return requests.get(f"{server.url}/health", timeout=5).json()
+
+
+def wait_for(cluster: Cluster, probe: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    try:
+        return wait_until(probe, timeout_s, what, interval_s=0.2)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{cluster.logs()}") from exc
+
+
+def trained_up_to_date(server: Server, projects: list[str]) -> dict[str, Any] | None:
+    training = health(server)["training"]
+    done = all(
+        p in training
+        and training[p]["state"] == "idle"
+        and training[p]["requested"] > 0
+        and training[p]["trained"] == training[p]["requested"]
+        for p in projects
+    )
+    return training if done else None
+
+
+def fits(model_dir: Path) -> list[dict[str, Any]]:
+    path = model_dir / "fit-log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def trained_task_ids(model_dir: Path, project: str) -> list[int]:
+    return sorted(ModelStore(model_dir).control_store(project, "label").load_meta()["task_ids"])
+
+
+def post_event(server: Server, event: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{server.url}/webhook", json=event, timeout=10)
+
+
+def test_burst_of_thirty_webhooks_on_two_web_and_two_rq_workers(cluster: Cluster) -> None:
+    web = cluster.web(workers=2, RECORDING_FIT_SECONDS="0.5")
+    cluster.worker(RECORDING_FIT_SECONDS="0.5")
+    cluster.worker(RECORDING_FIT_SECONDS="0.5")
+    wait_for(cluster, lambda: len(health(web)["jobs"]["workers"]) == 2, 60, "two RQ workers")
+    events = [
+        annotation_event("ANNOTATION_CREATED", i + 1, i + 1, "Ball", project_id=1 + i % 3) for i in range(30)
+    ]
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda event: post_event(web, event), events))
+    assert [r.status_code for r in responses] == [200] * 30
+    assert all(r.json()["status"] == "queued" for r in responses)
+
+    training = wait_for(
+        cluster, lambda: trained_up_to_date(web, ["1", "2", "3"]), 90, "three projects trained"
+    )
+    assert {p: training[p]["requested"] for p in "123"} == {"1": 10, "2": 10, "3": 10}
+    by_project: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in fits(cluster.model_dir):
+        by_project[run["project"]].append(run)
+    for project in "123":
+        runs = sorted(by_project[project], key=lambda r: r["start"])
+        assert 1 <= len(runs) < 10  # the burst coalesced
+        for earlier, later in zip(runs, runs[1:], strict=False):
+            assert earlier["end"] <= later["start"], f"two trainings of project {project} overlapped"
+        expected = [i + 1 for i in range(30) if 1 + i % 3 == int(project)]
+        assert trained_task_ids(cluster.model_dir, project) == expected  # its newest data
+    assert health(web)["jobs"]["queue"]["finished"] >= 3  # RQ's own registry shows the jobs
+
+
+def test_training_of_a_worker_killed_with_sigkill_completes_on_another(cluster: Cluster) -> None:
+    web = cluster.web(workers=1)
+    workers = [cluster.worker(RECORDING_FIT_SECONDS="4"), cluster.worker(RECORDING_FIT_SECONDS="4")]
+    wait_for(cluster, lambda: len(health(web)["jobs"]["workers"]) == 2, 60, "two RQ workers")
+    assert post_event(web, annotation_event("ANNOTATION_CREATED", 1, 1, "Goal")).status_code == 200
+
+    running = wait_for(
+        cluster, lambda: health(web)["training"].get("1", {}).get("worker"), 30, "the training to start"
+    )
+    victim_pid = next(w["pid"] for w in health(web)["jobs"]["workers"] if w["name"] == running)
+    assert victim_pid in {w.process.pid for w in workers}
+    killed = kill_tree(victim_pid)  # the worker and its work-horse, as when a machine is lost
+
+    training = wait_for(
+        cluster, lambda: trained_up_to_date(web, ["1"]), 60, "the training to complete elsewhere"
+    )
+    state = training["1"]
+    assert state["last"]["status"] == "finished" and state["last"]["worker"] != running
+    assert state["failures"] >= 1  # the lost run is reported
+    finished = [run for run in fits(cluster.model_dir) if run["pid"] not in killed]
+    assert finished and trained_task_ids(cluster.model_dir, "1") == [1]
+
+
+def test_redis_stopped_and_restarted_mid_run_loses_no_request(cluster: Cluster) -> None:
+    web = cluster.web(workers=2, RECORDING_FIT_SECONDS="1")
+    cluster.worker(RECORDING_FIT_SECONDS="1")
+    for i in range(5):
+        assert (
+            post_event(web, annotation_event("ANNOTATION_CREATED", i + 1, i + 1, "Ball")).status_code == 200
+        )
+
+    cluster.redis.stop()
+    for i in range(5, 10):
+        started = time.perf_counter()
+        response = post_event(web, annotation_event("ANNOTATION_CREATED", i + 1, i + 1, "Goal"))
+        assert response.status_code == 200 and response.json()["status"] == "queued"
+        assert time.perf_counter() - started < 1.0
+    assert requests.get(f"{web.url}/health", timeout=5).status_code == 200
+    cluster.redis.start()
+
+    training = wait_for(cluster, lambda: trained_up_to_date(web, ["1"]), 120, "every request trained")
+    assert training["1"]["requested"] == 10
+    assert trained_task_ids(cluster.model_dir, "1") == list(range(1, 11))
+
+
+def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster) -> None:
+    web = cluster.web(workers=1)
+    stray = cluster.worker(MODEL_DIR=str(cluster.root / "not-shared"))
+    assert stray.process.wait(60) == 3
+    problems = health(web)["jobs"]["model_dir"]
+    assert problems["shared"] is False
+    assert "not-shared" in problems["problems"][0]["model_dir"]
+
+
+def _train_then_hang(environ: dict[str, str]) -> None:
+    from tests.app_factory import make_backend
+
+    backend = make_backend(Settings.from_env(environ))
+    backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))
+    time.sleep(120)
+
+
+def test_embedded_engine_resumes_a_training_killed_mid_run_at_start_up(settings: Settings) -> None:
+    import multiprocessing
+
+    environ = {
+        "MODEL_DIR": str(settings.model_dir),
+        "CACHE_DIR": str(settings.cache_dir),
+        "RECORDING_FIT_SECONDS": "60",
+    }
+    child = multiprocessing.get_context("spawn").Process(target=_train_then_hang, args=(environ,))
+    child.start()
+    state_file = settings.model_dir / "projects" / "1" / "jobs.json"
+    try:
+        wait_until(
+            lambda: state_file.exists() and json.loads(state_file.read_text())["state"] == "running",
+            60,
+            "the child's training to start",
+            interval_s=0.1,
+        )
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+    assert json.loads(state_file.read_text())["trained"] == 0
+
+    app = make_app(settings)  # a restarted service
+    state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+    assert state["trained"] == state["requested"] == 1
+    assert trained_task_ids(settings.model_dir, "1") == [1]
