@@ -173,3 +173,43 @@ def test_encoding_reports_frames_done_of_total_and_measures_the_rate(tmp_path: P
     rate = EncodeRate(initial_fps=100.0)
     rate.record(frames=1000, seconds=2.0)
     assert 100.0 < rate.fps < 500.0 and rate.seconds_for(int(rate.fps)) == pytest.approx(1.0)
+
+
+def test_prediction_jobs_run_on_rq_workers_with_the_redis_engine(
+    loop_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker  # the RQ worker entry point (imports RQ)
+    from tests.redis_server import RedisServer
+
+    redis_server = RedisServer(tmp_path / "redis").start()
+    try:
+        settings = loop_settings.with_overrides(redis_url=redis_server.url)
+        for name, value in {
+            "REDIS_URL": redis_server.url,
+            "MODEL_DIR": str(settings.model_dir),
+            "CACHE_DIR": str(settings.cache_dir),
+            "MEDIA_ROOTS": str(settings.media_roots[0]),
+        }.items():
+            monkeypatch.setenv(name, value)
+        web = make_backend(settings)
+        web.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))
+        assert worker.serve(make_backend=make_backend, burst=True) == 0  # the training, in an RQ work-horse
+        version = web.model_version("1", VIDEO_CONFIG)
+        assert version.startswith("v1")
+        current = PredictionJob("1", version, 2, task(2, settings.media_roots[0]))
+        stale = PredictionJob("1", "v0.stale", 3, task(3, settings.media_roots[0]))
+
+        assert web.predictions.submit([current, stale, current]) == 2
+        assert web.predictions.is_claimed(current)
+        assert worker.serve(make_backend=make_backend, burst=True) == 0
+
+        progress = web.health()["predictions"]["1"]
+        assert (progress["done"], progress["cancelled"], progress["queued"], progress["running"]) == (
+            1,
+            1,
+            0,
+            0,
+        )
+        assert not web.predictions.is_claimed(current)
+    finally:
+        redis_server.stop()
