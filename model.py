@@ -19,7 +19,7 @@ from control_models.timeseries_labels import TimeSeriesLabelsModel
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.client import fetch_annotated_tasks
 from utils.labelstudio.media import MediaResolver
-from utils.labelstudio.predictions import PredictionPusher
+from utils.labelstudio.predictions import PredictionPusher, tasks_to_repredict
 from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
 from utils.service.errors import BadRequestError, LabelConfigError, TaskError
@@ -367,9 +367,8 @@ class TemporalBackend:
         return "done"
 
     def _sweep(self, job: PredictionJob, pusher: PredictionPusher) -> None:
-        tasks = [task for task in pusher.project_tasks(job.project_id) if job.version not in task.versions]
-        tasks.sort(key=lambda task: (task.labelled, task.id))  # unlabelled first
-        chosen = tasks[: self.settings.repredict_max_tasks]
+        tasks = pusher.project_tasks(job.project_id)
+        chosen = tasks_to_repredict(tasks, job.version, self.settings.repredict_max_tasks)
         jobs = [
             PredictionJob(
                 job.project_id, job.version, task.id, {"id": task.id, "data": task.data}, job.reason
@@ -378,8 +377,9 @@ class TemporalBackend:
         ]
         queued = self.predictions.submit(jobs)
         logger.info(
-            "project %s: %d tasks lack a prediction of %s; %d queued",
+            "project %s: %d of %d tasks chosen for %s; %d queued",
             job.project_id,
+            len(chosen),
             len(tasks),
             job.version,
             queued,

@@ -14,7 +14,7 @@ from tests.recording_control import RecordingTimelineModel
 from tests.timeline_support import OPOSSUM, session_dir
 from tests.yolo_checkpoint import build_checkpoint
 from utils.labelstudio.auth import LabelStudioCredentials
-from utils.labelstudio.predictions import PredictionPusher, PushError
+from utils.labelstudio.predictions import PredictionPusher, PushError, TaskSummary, tasks_to_repredict
 from utils.service.errors import BadRequestError
 from utils.service.prediction_jobs import PredictionJob
 from utils.service.settings import Settings
@@ -129,6 +129,18 @@ def test_a_job_of_an_older_model_version_is_cancelled(loop_settings: Settings) -
     progress = backend.health()["predictions"]["1"]
     assert (progress["cancelled"], progress["done"], progress["pushed"]) == (1, 0, 0)
     assert (progress["queued"], progress["running"]) == (0, 0)
+
+
+def test_repredicting_takes_unlabelled_tasks_first_and_stops_at_the_bound() -> None:
+    tasks = [
+        TaskSummary(1, {}, labelled=True, versions=frozenset()),
+        TaskSummary(2, {}, labelled=False, versions=frozenset({"v1"})),
+        TaskSummary(3, {}, labelled=False, versions=frozenset({"v2"})),  # already has the new version
+        TaskSummary(4, {}, labelled=True, versions=frozenset({"v1"})),
+        TaskSummary(5, {}, labelled=False, versions=frozenset()),
+    ]
+    assert [t.id for t in tasks_to_repredict(tasks, "v2", limit=10)] == [2, 5, 1, 4]
+    assert [t.id for t in tasks_to_repredict(tasks, "v2", limit=3)] == [2, 5, 1]
 
 
 def test_unreachable_label_studio_push_is_retried_with_backoff_then_fails_with_the_reason() -> None:

@@ -117,6 +117,13 @@ class PredictionPusher:
         return self._call(f"listing the tasks of project {project_id}", fetch)
 
 
+def tasks_to_repredict(tasks: list[TaskSummary], version: str, limit: int) -> list[TaskSummary]:
+    """The tasks without a prediction of `version`, unlabelled ones first (they need pre-labels most), at
+    most `limit` of them."""
+    missing = [task for task in tasks if version not in task.versions]
+    return sorted(missing, key=lambda task: (task.labelled, task.id))[:limit]
+
+
 def _summary(record: dict[str, Any]) -> TaskSummary:
     predictions = record.get("predictions") or []
     versions = {
