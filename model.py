@@ -299,16 +299,12 @@ class TemporalBackend:
         cached = read_json(self._prediction_path(project_id, int(task["id"])), default=None)
         if isinstance(cached, dict) and cached.get("model_version") == version:
             return cached  # Label Studio stores it; a job would only find it there
-        if self.predictions.submit([PredictionJob(project_id, version, int(task["id"]), task, "long media")]):
-            logger.info(
-                "task %s: predicting takes about %.0f s, over PREDICT_BUDGET_S; a job pushes it when done",
-                task["id"],
-                estimate,
-            )
-        else:
-            logger.info(
-                "task %s: a prediction job of %s is under way; it pushes the result", task["id"], version
-            )
+        self.predictions.submit([PredictionJob(project_id, version, int(task["id"]), task, "long media")])
+        logger.info(
+            "task %s: predicting takes about %.0f s, over PREDICT_BUDGET_S; a job pushes it when done",
+            task["id"],
+            estimate,
+        )
         return []
 
     def _prediction_path(self, project_id: str, task_id: int) -> Path:
@@ -355,6 +351,8 @@ class TemporalBackend:
             if pusher is not None:
                 self._sweep(job, pusher)
             return "done"
+        if job.task is None:
+            raise TaskError(f"task {job.task_id}: the job carries no task data")
         models = self._predictors_for(job.project_id, label_config)
         prediction = self._predict_task(job.task, models, job.version, progress)
         if self.model_version(job.project_id, label_config) != job.version:
