@@ -4,14 +4,13 @@ sharing one MODEL_DIR and one real Redis: for the Redis engine's tests and bench
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 from pathlib import Path
 
 import psutil
 
-from tests.e2e.servers import REPO, Server, _spawn, free_port
+from tests.e2e.servers import REPO, Server, _spawn, backend_env, free_port
 from tests.redis_server import RedisServer
 
 
@@ -25,24 +24,19 @@ class Cluster:
         self.servers: list[Server] = []
 
     def env(self, **overrides: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
-        env.update(
-            MODEL_DIR=str(self.model_dir),
-            CACHE_DIR=str(self.root / "cache"),
-            REDIS_URL=self.redis.url,
-            JOB_LOCK_TTL="2",
-            TORCH_THREADS="1",
-            OMP_NUM_THREADS="1",
-            LOG_LEVEL="INFO",
-            YOLO_OFFLINE="1",
-            YOLO_AUTOINSTALL="false",
-        )
-        env.update(overrides)
-        return env
+        deployment = {
+            "MODEL_DIR": str(self.model_dir),
+            "CACHE_DIR": str(self.root / "cache"),
+            "REDIS_URL": self.redis.url,
+            "JOB_LOCK_TTL": "2",
+            "LOG_LEVEL": "INFO",
+        }
+        return backend_env(**{**deployment, **overrides})
 
-    def web(self, workers: int = 2, **env: str) -> Server:
+    def web(self, workers: int = 2, app: str = "tests.app_factory:app_from_env()", **env: str) -> Server:
+        """gunicorn with `workers` processes; `app="_wsgi:create_app()"` for the real control models."""
         port = free_port()
-        cmd = [str(REPO / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "tests.app_factory:app_from_env()"]
+        cmd = [str(REPO / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", app]
         environ = self.env(HOST="127.0.0.1", PORT=str(port), WORKERS=str(workers), **env)
         log = self.root / f"web-{port}.log"
         server = _spawn("web", cmd, environ, REPO, log, f"http://127.0.0.1:{port}")
@@ -50,11 +44,11 @@ class Cluster:
         server.wait_healthy(90)
         return server
 
-    def worker(self, **env: str) -> Server:
+    def worker(self, real_models: bool = False, **env: str) -> Server:
+        """An RQ worker: `worker.py` as `./run.sh worker` starts it, or around the test control models."""
         log = self.root / f"worker-{len(self.servers)}.log"
-        server = _spawn(
-            "rq-worker", [sys.executable, "-m", "tests.rq_worker"], self.env(**env), REPO, log, ""
-        )
+        cmd = [sys.executable, "worker.py"] if real_models else [sys.executable, "-m", "tests.rq_worker"]
+        server = _spawn("rq-worker", cmd, self.env(**env), REPO, log, "")
         self.servers.append(server)
         return server
 

@@ -149,11 +149,11 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_request(cluster: Cluster) 
     assert trained_task_ids(cluster.model_dir, "1") == list(range(1, 11))
 
 
-def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster) -> None:
-    web = cluster.web(workers=1)
+def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster, settings: Settings) -> None:
+    web = make_app(settings.with_overrides(model_dir=cluster.model_dir, redis_url=cluster.redis.url))
     stray = cluster.worker(MODEL_DIR=str(cluster.root / "not-shared"))
     assert stray.process.wait(60) == 3
-    problems = health(web)["jobs"]["model_dir"]
+    problems = web.test_client().get("/health").get_json()["jobs"]["model_dir"]
     assert problems["shared"] is False
     assert "not-shared" in problems["problems"][0]["model_dir"]
 
@@ -193,3 +193,34 @@ def test_embedded_engine_resumes_a_training_killed_mid_run_at_start_up(settings:
     state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
     assert state["trained"] == state["requested"] == 1
     assert trained_task_ids(settings.model_dir, "1") == [1]
+
+
+def test_plain_jobs_go_through_the_same_interface_once_per_job_id(tmp_path: Path, settings: Settings) -> None:
+    from rq import Queue
+
+    from utils.service.jobs import TrainingJobs
+    from utils.service.redis_jobs import RedisJobs
+
+    done: list[tuple[str, dict]] = []
+    handlers = {"predict": lambda pid, payload: done.append((pid, payload)) or {}}
+    embedded = TrainingJobs(tmp_path / "embedded", handlers)
+    embedded.submit("predict", "1", {"tasks": [7]}, job_id="predict-1-v3")
+    embedded.submit("predict", "1", {"tasks": [7]}, job_id="predict-1-v3")
+    wait_until(lambda: done, 10, "the embedded job", interval_s=0.05)
+    time.sleep(0.2)
+    assert done == [("1", {"tasks": [7]})]
+
+    redis_server = RedisServer(tmp_path / "redis").start()
+    try:
+        engine = RedisJobs(
+            settings.with_overrides(redis_url=redis_server.url), tmp_path / "r", handlers, "worker.perform"
+        )
+        engine.submit("predict", "1", {"tasks": [7]}, job_id="predict-1-v3")
+        engine.submit("predict", "1", {"tasks": [7]}, job_id="predict-1-v3")
+        queue = Queue(settings.jobs_queue, connection=engine.redis)
+        assert queue.job_ids == ["predict-1-v3"]
+        assert queue.fetch_job("predict-1-v3").args == ("predict", "1", {"tasks": [7]})
+        assert engine.execute("predict", "2", {"tasks": [8]}) == {}  # what a worker runs for it
+        assert done[-1] == ("2", {"tasks": [8]})
+    finally:
+        redis_server.stop()

@@ -157,6 +157,20 @@ def _healthy_or_stopped(server: Server, timeout_s: float) -> Server:
     return server
 
 
+def backend_env(**overrides: str) -> dict[str, str]:
+    """This environment without Label Studio's variables, offline and on one torch thread, plus `overrides`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+    env.update(
+        TORCH_THREADS="1",
+        OMP_NUM_THREADS="1",
+        OMP_WAIT_POLICY="PASSIVE",
+        YOLO_OFFLINE="1",
+        YOLO_AUTOINSTALL="false",
+    )
+    env.update(overrides)
+    return env
+
+
 def start_backend(
     env_overrides: Mapping[str, str],
     log_path: Path,
@@ -165,18 +179,7 @@ def start_backend(
 ) -> Server:
     """The backend as the README starts it: gunicorn with gunicorn.conf.py and `_wsgi:create_app()`."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
-    env.update(
-        HOST="127.0.0.1",
-        PORT=str(port),
-        TORCH_THREADS="1",
-        OMP_NUM_THREADS="1",
-        OMP_WAIT_POLICY="PASSIVE",
-        YOLO_OFFLINE="1",
-        YOLO_AUTOINSTALL="false",
-        LOG_LEVEL="DEBUG",
-    )
-    env.update(env_overrides)
+    env = backend_env(HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="DEBUG", **env_overrides)
     cmd = [str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:create_app()"]
     server = _spawn("backend", cmd, env, REPO, log_path, f"http://127.0.0.1:{port}", auth)
     return _healthy_or_stopped(server, timeout_s)

@@ -191,21 +191,18 @@ class RedisJobs:
             self._start_flusher()
 
     def request(self, project_id: str) -> dict[str, Any]:
-        try:
-            requested = self._request(project_id, 1)
-        except redis.RedisError as exc:
-            count = self.deferred.add(project_id)
-            if not self._redis_down:
+        # While Redis is known down, requests go straight to disk: the flusher probes Redis every second.
+        if not self._redis_down:
+            try:
+                return {"state": "queued", "requested": self._request(project_id, 1)}
+            except redis.RedisError as exc:
                 logger.error(
                     "Redis unreachable (%s): training requests are kept on disk until it is back", exc
                 )
-            self._redis_down = True
-            self._start_flusher()
-            return {"state": "deferred", "requested": None, "deferred": count}
-        if self._redis_down:
-            self._redis_down = False
-            logger.info("Redis reachable again")
-        return {"state": "queued", "requested": requested}
+                self._redis_down = True
+        count = self.deferred.add(project_id)
+        self._start_flusher()
+        return {"state": "deferred", "requested": None, "deferred": count}
 
     def _request(self, project_id: str, count: int) -> int:
         job_id = self._new_job_id(TRAIN, project_id)
@@ -244,7 +241,7 @@ class RedisJobs:
 
     def _start_flusher(self) -> None:
         with self._guard:
-            if self._flusher is None or not self._flusher.is_alive():
+            if self._flusher is None:
                 self._flusher = threading.Thread(
                     target=self._flush_deferred, name="deferred-requests", daemon=True
                 )
@@ -252,19 +249,26 @@ class RedisJobs:
 
     def _flush_deferred(self) -> None:
         """Hand requests kept during an outage to Redis, trying every second until none are left."""
-        while self.deferred.pending():
+        while True:
             try:
                 handed = self.deferred.hand_over(lambda pid, count: self._request(pid, count))
+                self.redis.ping()
             except redis.RedisError:
                 time.sleep(1.0)
                 continue
             if handed:
-                self._redis_down = False
                 logger.info("handed %d training requests kept during a Redis outage to the queue", handed)
+            with self._guard:  # a request deferred after this check starts a new flusher
+                if not self.deferred.pending():
+                    self._redis_down = False
+                    self._flusher = None
+                    return
 
     # --- visibility ----------------------------------------------------------------------------
     def status(self) -> dict[str, dict[str, Any]]:
         try:
+            if self._redis_down:
+                raise redis.ConnectionError("down (requests are kept on disk)")
             project_ids = sorted(_text(p) for p in self.redis.smembers(self._projects_key))
             with self.redis.pipeline(transaction=False) as pipe:
                 for pid in project_ids:
@@ -304,6 +308,8 @@ class RedisJobs:
             "failed": FailedJobRegistry(queue=self.queue),
         }
         try:
+            if self._redis_down:
+                raise redis.ConnectionError("down (requests are kept on disk)")
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.llen(self.queue.key)
                 for registry in registries.values():
