@@ -86,7 +86,6 @@ def main() -> None:
                 "WORKERS": "1",
                 "THREADS": "4",
                 "TORCH_THREADS": str(os.cpu_count() or 2),
-                "LOG_LEVEL": "INFO",
             },
             work / "backend.log",
         )
