@@ -32,6 +32,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
+def jobs_overview(web: Server) -> dict:
+    return requests.get(f"{web.url}/health", timeout=10).json()["jobs"]
+
+
 def training_states(web: Server) -> dict:
     return requests.get(f"{web.url}/health", timeout=10).json()["training"]
 
@@ -73,6 +77,7 @@ def load(web: Server, media: Path, seconds: float, clients: int = 20) -> dict[st
 
 
 def latency_run(engine: str, root: Path, seconds: float, burn: str) -> None:
+    """One engine under load; `burn="0"`: trainings take no time (the baseline of the same machine)."""
     redis_server = RedisServer(root / "redis").start()
     cluster = Cluster(root, redis_server)
     media = root / "media" / "clip.mp4"
@@ -86,19 +91,22 @@ def latency_run(engine: str, root: Path, seconds: float, burn: str) -> None:
             web = cluster.web(workers=2, **env)
             cluster.worker(**env)
             cluster.worker(**env)
+            wait_until(lambda: len(jobs_overview(web)["workers"]) == 2, 180, "two workers")
         for project in (1, 2):  # both projects training before the clients start
             event = annotation_event("ANNOTATION_CREATED", project, project, "Ball", project_id=project)
             requests.post(f"{web.url}/webhook", json=event, timeout=30).raise_for_status()
         # (embedded: one training thread per web process, so the two may also run one after the other)
         wait_until(
-            lambda: any(s["state"] == "running" for s in training_states(web).values()), 60, "training"
+            lambda: any(s["state"] == "running" or s["runs"] for s in training_states(web).values()),
+            120,
+            "a training",
         )
         latencies = load(web, media, seconds)
         runs = sum(s["runs"] for s in training_states(web).values())
         for route in ("/webhook", "/health", "/predict"):
             values = latencies[route]
             print(
-                f"{engine:8s} {route:9s} n={len(values):5d} p50={percentile(values, 0.5):7.1f} ms "
+                f"{engine:8s} burn={burn:4s} {route:9s} n={len(values):5d} p50={percentile(values, 0.5):7.1f} ms "
                 f"p99={percentile(values, 0.99):7.1f} ms"
             )
         print(f"{engine:8s} trainings finished during the load: {runs}")
@@ -114,11 +122,7 @@ def throughput_run(workers: int, root: Path, burn: str) -> float:
         web = cluster.web(workers=1)
         for _ in range(workers):
             cluster.worker(RECORDING_FIT_BURN_SECONDS=burn)
-        wait_until(
-            lambda: len(requests.get(f"{web.url}/health", timeout=10).json()["jobs"]["workers"]) == workers,
-            60,
-            "workers",
-        )
+        wait_until(lambda: len(jobs_overview(web)["workers"]) == workers, 180, "workers")
         started = time.perf_counter()
         for project in (1, 2, 3, 4):
             event = annotation_event("ANNOTATION_CREATED", project, project, "Ball", project_id=project)
@@ -141,10 +145,12 @@ def main() -> None:
     parser.add_argument("--burn", type=float, default=3.0, help="CPU seconds per training")
     args = parser.parse_args()
     burn = str(args.burn)
-    print(f"20 clients for {args.seconds:.0f} s while projects 1 and 2 train ({burn} CPU s per training)")
+    print(f"20 clients for {args.seconds:.0f} s while projects 1 and 2 train ({burn} CPU s per training;")
+    print("burn=0: the same load with instant trainings, the machine's baseline)")
     for engine in ("embedded", "redis"):
-        with tempfile.TemporaryDirectory() as tmp:
-            latency_run(engine, Path(tmp), args.seconds, burn)
+        for load_burn in ("0", burn):
+            with tempfile.TemporaryDirectory() as tmp:
+                latency_run(engine, Path(tmp), args.seconds, load_burn)
     times = {}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
