@@ -7,12 +7,14 @@ import hashlib
 import logging
 import re
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from label_studio_sdk.label_interface import LabelInterface
 
-from control_models.base import AnnotatedTask, ControlModel, ModelContext
+from control_models.base import AnnotatedTask, ControlModel, ModelContext, Progress
 from control_models.timeline_labels import TimelineLabelsModel
 from control_models.timeseries_labels import TimeSeriesLabelsModel
 from utils.labelstudio.auth import LabelStudioCredentials
@@ -20,12 +22,14 @@ from utils.labelstudio.client import fetch_annotated_tasks
 from utils.labelstudio.media import MediaResolver
 from utils.labelstudio.outbound import OutboundPolicy
 from utils.labelstudio.payloads import annotation_problem, integer_id, task_problem
+from utils.labelstudio.predictions import PredictionPusher, tasks_to_repredict
 from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
 from utils.service.errors import BadRequestError, LabelConfigError, TaskError
 from utils.service.files import read_json, write_json_atomic
 from utils.service.job_engine import TRAIN, make_job_engine
 from utils.service.model_store import ModelStore
+from utils.service.prediction_jobs import PREDICT, Cancelled, PredictionJob, PredictionJobs
 from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
@@ -67,8 +71,13 @@ class TemporalBackend:
         self.store = ModelStore(settings.model_dir)
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)
-        self.jobs = make_job_engine(
-            settings, projects_root, {TRAIN: lambda pid, _payload: self.train_project(pid)}, JOB_TARGET
+        handlers = {
+            TRAIN: lambda pid, _payload: self.train_project(pid),
+            PREDICT: lambda pid, payload: self.predictions.handle(pid, payload),
+        }
+        self.jobs = make_job_engine(settings, projects_root, handlers, JOB_TARGET)
+        self.predictions = PredictionJobs(
+            self.jobs, projects_root, self.run_prediction_job, claim_ttl_s=settings.job_timeout_s
         )
         self.recent_errors = RecentErrors(projects_root)
         self.resources = ResourceCache(max_items=32)
@@ -96,10 +105,27 @@ class TemporalBackend:
         return {"model_version": self.model_version(pid, label_config)}
 
     def predict(self, tasks: list[dict[str, Any]], project: Any, label_config: str) -> dict:
+        """Predictions for the tasks that fit in PREDICT_BUDGET_S; the others are handed to a job that
+        pushes their prediction when done, and answered with a cached one or none (an empty list, which
+        Label Studio skips, so the pushed prediction is the only one of this version)."""
         pid = project_key(project)
         models = self._predictors_for(pid, label_config)
         version = self.model_version(pid, label_config)
-        results = [self._predict_task(task, models, version) for task in tasks]
+        self._remember_config(pid, label_config)
+        deadline = time.monotonic() + self.settings.predict_budget_s
+        results: list[Any] = []
+        for task in tasks:
+            if not isinstance(task, dict) or not isinstance(task.get("id"), int):
+                results.append(self._predict_task(task, models, version))
+                continue
+            if self.predictions.is_claimed(PredictionJob(pid, version, task["id"])):
+                results.append([])  # its job pushes the prediction; a second one of this version must not be
+                continue
+            estimate = self._predict_seconds(task, models)
+            if estimate > deadline - time.monotonic():
+                results.append(self._defer(pid, task, version, estimate))
+            else:
+                results.append(self._predict_task(task, models, version))
         self.recent_errors.add(
             pid,
             [
@@ -111,7 +137,9 @@ class TemporalBackend:
         return {"results": results}
 
     def handle_event(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Record what a webhook says and schedule training; unused actions are acknowledged."""
+        """Record what a webhook says and schedule training or predictions; others are acknowledged."""
+        if action == "TASKS_CREATED":
+            return self._predict_new_tasks(payload)
         if action not in TRAINING_ACTIONS:
             return {"status": "ignored", "action": action}
         project = payload.get("project")
@@ -149,6 +177,7 @@ class TemporalBackend:
             "jobs": self.jobs.overview(),
             "training": self.jobs.status(),
             "recent_errors": self.recent_errors.by_project(),
+            "predictions": self.predictions.status(),
         }
 
     def model_version(self, project_id: str, label_config: str) -> str:
@@ -228,7 +257,9 @@ class TemporalBackend:
             cache_max_bytes=s.media_cache_max_bytes,
         )
 
-    def _predict_task(self, task: Any, models: list[ControlModel], version: str) -> dict[str, Any]:
+    def _predict_task(
+        self, task: Any, models: list[ControlModel], version: str, progress: Progress | None = None
+    ) -> dict[str, Any]:
         """One prediction item; a control that fails says why in `error`, a field Label Studio ignores."""
         regions: list[dict[str, Any]] = []
         errors: list[str] = []
@@ -237,7 +268,7 @@ class TemporalBackend:
             try:
                 if not isinstance(task, dict):
                     raise TaskError(f"task must be an object, got {type(task).__name__}")
-                regions.extend(model.predict_regions(task))
+                regions.extend(model.predict_regions(task, progress))
             except TaskError as exc:
                 logger.warning("task %s, control %s: no prediction: %s", task_id, model.from_name, exc)
                 errors.append(f"{model.from_name}: {exc}")
@@ -296,6 +327,7 @@ class TemporalBackend:
             raise RuntimeError(f"every control failed to train: {metrics}")
         if trained:
             self.store.bump_project_version(project_id)
+            self._repredict(project_id, label_config)
         outcome = {
             "model_version": self.model_version(project_id, label_config),
             "tasks": len(tasks),
@@ -305,3 +337,103 @@ class TemporalBackend:
             outcome["skipped_annotations"] = skipped[:MAX_REPORTED_SKIPS]
             outcome["skipped_count"] = len(skipped)
         return outcome
+
+    # --- the labeling loop: predictions pushed to Label Studio ---------------------------------
+    def _pusher(self, project_id: str) -> PredictionPusher | None:
+        credentials = self._credentials_for(project_id)
+        if credentials is None or not credentials.usable:
+            return None
+        return PredictionPusher(credentials, self.settings.push_attempts, self.settings.push_backoff_s)
+
+    def _predict_seconds(self, task: Any, models: list[ControlModel]) -> float:
+        if not isinstance(task, dict):
+            return 0.0
+        return sum(model.predict_seconds(task) for model in models)
+
+    def _defer(self, project_id: str, task: dict[str, Any], version: str, estimate: float) -> Any:
+        cached = read_json(self._prediction_path(project_id, int(task["id"])), default=None)
+        if isinstance(cached, dict) and cached.get("model_version") == version:
+            return cached  # Label Studio stores it; a job would only find it there
+        self.predictions.submit([PredictionJob(project_id, version, int(task["id"]), task, "long media")])
+        logger.info(
+            "task %s: predicting takes about %.0f s, over PREDICT_BUDGET_S; a job pushes it when done",
+            task["id"],
+            estimate,
+        )
+        return []
+
+    def _prediction_path(self, project_id: str, task_id: int) -> Path:
+        return self.store.project_dir(project_id) / "task-predictions" / f"{task_id}.json"
+
+    def _predict_new_tasks(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """TASKS_CREATED: queue a pushed prediction per new task when the project's model can predict."""
+        project = payload.get("project")
+        pid = project_key(project)
+        label_config = project.get("label_config") if isinstance(project, dict) else None
+        label_config = label_config or self._stored_config(pid)
+        tasks = payload.get("tasks")
+        if not label_config or not isinstance(tasks, list):
+            raise BadRequestError("TASKS_CREATED needs 'tasks' and a project with its 'label_config'")
+        models = self._predictors_for(pid, label_config)
+        self._remember_config(pid, label_config)
+        if not any(model.ready for model in models):
+            return {"status": "ignored", "action": "TASKS_CREATED", "reason": "no trained model yet"}
+        if self._pusher(pid) is None:
+            return {"status": "ignored", "action": "TASKS_CREATED", "reason": "no Label Studio API access"}
+        version = self.model_version(pid, label_config)
+        jobs = [
+            PredictionJob(pid, version, int(task["id"]), task)
+            for task in tasks
+            if isinstance(task, dict) and isinstance(task.get("id"), int)
+        ]
+        queued = self.predictions.submit(jobs)
+        return {"status": "queued", "action": "TASKS_CREATED", "project": pid, "predictions": queued}
+
+    def _repredict(self, project_id: str, label_config: str) -> None:
+        """After a new model version: a sweep job finds the tasks without a prediction of it."""
+        if self.settings.repredict_max_tasks and self._pusher(project_id) is not None:
+            version = self.model_version(project_id, label_config)
+            self.predictions.submit([PredictionJob(project_id, version, reason="new model version")])
+
+    def run_prediction_job(self, job: PredictionJob, progress: Progress) -> str:
+        """Predict one task and push it, or (sweep) queue the tasks lacking the job's version. A job of a
+        version that is no longer the newest is cancelled: the newer version's jobs cover its tasks."""
+        label_config = self._stored_config(job.project_id)
+        if not label_config or self.model_version(job.project_id, label_config) != job.version:
+            raise Cancelled(job.version)
+        pusher = self._pusher(job.project_id)
+        if job.task_id is None:
+            if pusher is not None:
+                self._sweep(job, pusher)
+            return "done"
+        if job.task is None:
+            raise TaskError(f"task {job.task_id}: the job carries no task data")
+        models = self._predictors_for(job.project_id, label_config)
+        prediction = self._predict_task(job.task, models, job.version, progress)
+        if self.model_version(job.project_id, label_config) != job.version:
+            raise Cancelled(job.version)
+        write_json_atomic(self._prediction_path(job.project_id, job.task_id), prediction)
+        if pusher is None:
+            logger.info("task %s predicted; not pushed: no Label Studio API access", job.task_id)
+        elif pusher.push(job.task_id, prediction["result"], prediction["score"], job.version):
+            self.predictions.book.count(job.project_id, pushed=1)
+        return "done"
+
+    def _sweep(self, job: PredictionJob, pusher: PredictionPusher) -> None:
+        tasks = pusher.project_tasks(job.project_id)
+        chosen = tasks_to_repredict(tasks, job.version, self.settings.repredict_max_tasks)
+        jobs = [
+            PredictionJob(
+                job.project_id, job.version, task.id, {"id": task.id, "data": task.data}, job.reason
+            )
+            for task in chosen
+        ]
+        queued = self.predictions.submit(jobs)
+        logger.info(
+            "project %s: %d of %d tasks chosen for %s; %d queued",
+            job.project_id,
+            len(chosen),
+            len(tasks),
+            job.version,
+            queued,
+        )

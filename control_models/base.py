@@ -17,6 +17,7 @@ from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
 
 T = TypeVar("T")
+Progress = Callable[[int, int], None]  # (frames or samples done, total): long predictions report it
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,17 @@ class ControlModel(ABC):
 
     # --- work -----------------------------------------------------------------------------
     @abstractmethod
-    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+    def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
         """Regions for one task (may be empty before training); raise TaskError when the task is unusable."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether predictions can hold regions now (a trained model exists), so pushing them is useful."""
+        return self.context.store.current_version() is not None
+
+    def predict_seconds(self, task: dict[str, Any]) -> float:
+        """Estimated time `predict_regions(task)` takes; /predict hands tasks over its budget to a job."""
+        return 0.0
 
     @abstractmethod
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel, fraction, non_negative_int, parse_bool, positive
+from control_models.base import (
+    AnnotatedTask,
+    ControlModel,
+    Progress,
+    fraction,
+    non_negative_int,
+    parse_bool,
+    positive,
+)
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.timeline_net import NetConfig, TimelineNet, TrainConfig, predict_proba
 from utils.temporal.timeline_net import fit as fit_net
 from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
 from utils.video.feature_cache import FeatureCache
 from utils.video.features import FeatureExtractor
+from utils.video.reader import probe_video
 from utils.video.regions import Segment, probs_to_segments, regions_to_frame_labels
+from utils.video.throughput import EncodeRate
 from utils.video.timing import (
     decoded_index_for_ls_frames,
     label_studio_frame_count,
@@ -137,11 +148,25 @@ class TimelineLabelsModel(ControlModel):
             ),
         )
 
+    def _encode_rate(self) -> EncodeRate:
+        initial = self.context.settings.video_encode_fps
+        return self.context.resources.get_or_create(
+            ("encode-rate", self._encoder().cache_id), lambda: EncodeRate(initial)
+        )
+
     # --- frames -----------------------------------------------------------------------------
-    def _frame_features(self, task: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _frame_features(
+        self, task: dict[str, Any], progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Features and class probabilities per Label Studio frame (row n-1 = frame n)."""
         path: Path = self.context.media.resolve(self.task_value(task), task.get("id"))
-        video = self._extractor().features(path, step=self.frame_step)
+        extractor = self._extractor()
+        encodes = not extractor.is_cached(path, self.frame_step)
+        started = time.perf_counter()
+        video = extractor.features(path, step=self.frame_step, progress=progress)
+        if encodes:
+            encoded = video.frame_count // self.frame_step
+            self._encode_rate().record(encoded, time.perf_counter() - started)
         try:
             declared = resolve_frame_rate(self.object_tag.attr.get("frameRate"), task.get("data") or {})
         except ValueError as exc:
@@ -159,16 +184,34 @@ class TimelineLabelsModel(ControlModel):
         return video.features[index], video.probs[index]
 
     # --- prediction -------------------------------------------------------------------------
-    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+    @property
+    def ready(self) -> bool:
+        return not self.trainable or super().ready
+
+    def predict_seconds(self, task: dict[str, Any]) -> float:
+        """Frames still to encode over the measured encoding rate; 0 when features are cached or when the
+        prediction would stay empty anyway. Unusable media count as quick: predicting reports them."""
+        if self.trainable and self._trained_net() is None:
+            return 0.0
+        try:
+            path = self.context.media.resolve(self.task_value(task), task.get("id"))
+            if self._extractor().is_cached(path, self.frame_step):
+                return 0.0
+            frames = probe_video(path).frame_count
+        except TaskError:
+            return 0.0
+        return self._encode_rate().seconds_for(frames // self.frame_step)
+
+    def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
         if self.trainable:
             net = self._trained_net()
             if net is None:
                 return []
-            features, _ = self._frame_features(task)
+            features, _ = self._frame_features(task, progress)
             labels = self._net_labels
             probs = predict_proba(net, features, self.train_config.sequence_size)
         else:
-            _, class_probs = self._frame_features(task)
+            _, class_probs = self._frame_features(task, progress)
             labels = list(self.class_map)
             probs = np.stack([class_probs[:, ids].max(1) for ids in self.class_map.values()], axis=1)
         segments = probs_to_segments(

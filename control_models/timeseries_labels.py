@@ -37,7 +37,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel, fraction, parse_bool, positive
+from control_models.base import AnnotatedTask, ControlModel, Progress, fraction, parse_bool, positive
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
 from utils.temporal.sequence_net import (
@@ -301,7 +301,7 @@ class TimeSeriesLabelsModel(ControlModel):
                 return None
             return self._loaded[1], self._loaded[2]
 
-    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+    def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
         trained = self._trained()
         if trained is None:
             return []

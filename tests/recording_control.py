@@ -11,18 +11,22 @@ from typing import Any
 
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel
+from control_models.base import AnnotatedTask, ControlModel, Progress
 
 
 class RecordingTimelineModel(ControlModel):
     tag = "TimelineLabels"
     object_tags = ("Video",)
     fit_seconds = 0.0  # tests raise it to keep a training busy
+    predict_estimate_s = 0.0  # tests raise it to make a task "long media"
+
+    def predict_seconds(self, task: dict[str, Any]) -> float:
+        return self.predict_estimate_s
 
     def fit_log(self) -> str:
         return str(self.context.settings.model_dir / "fit-log.jsonl")
 
-    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+    def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
         self.context.media.resolve(self.task_value(task), task.get("id"))
         loaded = self.context.store.load()
         if loaded is None:
@@ -61,6 +65,6 @@ class RecordingTimeSeriesModel(RecordingTimelineModel):
     tag = "TimeSeriesLabels"
     object_tags = ("TimeSeries",)
 
-    def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+    def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
         self.context.media.resolve(self.task_value(task), task.get("id"))
         return []

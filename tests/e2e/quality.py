@@ -71,3 +71,11 @@ def majority_baseline(truth: dict[str, set[int]]) -> float:
     everything = set().union(*truth.values())
     majority = max(truth, key=lambda label: len(truth[label]))
     return macro_f1({majority: everything}, truth)
+
+
+def series_scores(
+    result: list[dict], ground_truth: dict, name: str, from_name: str, hz: float
+) -> tuple[float, float]:
+    """(macro-F1 of a time-series prediction, majority baseline) for one shared file."""
+    expected = truth_samples(ground_truth, name)
+    return macro_f1(sample_sets(result, from_name, hz), expected), majority_baseline(expected)

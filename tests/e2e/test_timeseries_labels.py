@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from browser import Page, page_errors, render
 from flows import Project, annotate, backend_webhooks, connect, create_project
-from quality import labels_in, macro_f1, majority_baseline, sample_sets, truth_samples
+from quality import labels_in, series_scores
 from shared_sets import timeseries_config
 
 pytestmark = pytest.mark.e2e
@@ -63,11 +63,7 @@ def test_annotations_train_the_backend_and_predictions_are_stored(
         labels = labels_in(prediction["result"])
         assert labels and labels <= set(series_set.labels), f"{name}: {labels}"
         assert {region["from_name"] for region in prediction["result"]} == {"label"}
-        expected = truth_samples(series_set.ground_truth, name)
-        scores[name] = (
-            macro_f1(sample_sets(prediction["result"], "label", HZ), expected),
-            majority_baseline(expected),
-        )
+        scores[name] = series_scores(prediction["result"], series_set.ground_truth, name, "label", HZ)
     print(f"time series macro-F1 (model, majority baseline): {scores}")
     assert all(score >= MIN_MACRO_F1 and score > baseline + 0.3 for score, baseline in scores.values()), (
         scores

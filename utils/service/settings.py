@@ -41,6 +41,11 @@ class Settings:
     job_timeout_s: int = 7200
     job_lock_ttl_s: float = 30.0
     worker_nice: int = 10
+    predict_budget_s: float = 30.0
+    video_encode_fps: float = 100.0
+    repredict_max_tasks: int = 1000
+    push_attempts: int = 4
+    push_backoff_s: float = 2.0
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -74,6 +79,11 @@ class Settings:
             job_timeout_s=int(env.get("JOB_TIMEOUT", "7200")),
             job_lock_ttl_s=max(1.0, float(env.get("JOB_LOCK_TTL", "30"))),
             worker_nice=int(env.get("WORKER_NICE", "10")),
+            predict_budget_s=float(env.get("PREDICT_BUDGET_S", "30")),
+            video_encode_fps=float(env.get("VIDEO_ENCODE_FPS", "100")),
+            repredict_max_tasks=max(0, int(env.get("REPREDICT_MAX_TASKS", "1000"))),
+            push_attempts=max(1, int(env.get("PUSH_ATTEMPTS", "4"))),
+            push_backoff_s=max(0.0, float(env.get("PUSH_BACKOFF_S", "2"))),
             env=MappingProxyType(env),
         )
 

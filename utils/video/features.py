@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -85,16 +85,24 @@ def _prepared_batches(batches: FrameBatches, encoder: FrameEncoder) -> Iterator[
 
 _DONE = object()
 
+Progress = Callable[[int, int], None]  # (frames done, frames in the video), called after each batch
 
-def encode_video(path: Path, encoder: FrameEncoder, step: int = 1, batch_size: int = 32) -> VideoFeatures:
+
+def encode_video(
+    path: Path, encoder: FrameEncoder, step: int = 1, batch_size: int = 32, progress: Progress | None = None
+) -> VideoFeatures:
     """Encode every `step`-th frame of a video and map the rows back to every frame."""
     info = probe_video(path)
     batches = FrameBatches(path, batch_size=batch_size, step=step)
     features, probs = [], []
+    encoded_rows = 0
     for x in _prepared_batches(batches, encoder):
         encoded = encoder.forward(x)
         features.append(encoded.features)
         probs.append(encoded.probs)
+        encoded_rows += len(encoded.features)
+        if progress is not None:
+            progress(min(encoded_rows * step, info.frame_count), info.frame_count)
     if not features:
         raise TaskError(f"video {path.name}: no decodable frames")
     return VideoFeatures(
@@ -124,7 +132,15 @@ class FeatureExtractor:
                 self._digests[identity] = known
         return known
 
-    def features(self, path: Path, step: int = 1) -> VideoFeatures:
+    def is_cached(self, path: Path, step: int = 1) -> bool:
+        """Whether `features(path, step)` would be answered from the cache, without encoding."""
+        try:
+            key = cache_key(self._digest(path), self.encoder.cache_id, f"step{step}")
+        except OSError:
+            return False
+        return self.cache.get(key, required=("fps",)) is not None
+
+    def features(self, path: Path, step: int = 1, progress: Progress | None = None) -> VideoFeatures:
         try:
             key = cache_key(self._digest(path), self.encoder.cache_id, f"step{step}")
         except OSError as exc:
@@ -133,7 +149,7 @@ class FeatureExtractor:
         if cached is not None and len(cached["features"]) == len(cached["probs"]) > 0:
             return VideoFeatures(cached["features"], cached["probs"], float(cached["fps"][0]))
         started = time.perf_counter()
-        result = encode_video(path, self.encoder, step=step)
+        result = encode_video(path, self.encoder, step=step, progress=progress)
         logger.info(
             "encoded %s: %d frames (step %d) in %.1f s",
             path.name,
