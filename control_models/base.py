@@ -136,23 +136,26 @@ def parse_bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def positive(cast: Callable[[str], T]) -> Callable[[str], T]:
-    """A caster for attributes that must be > 0, e.g. `self.attr("x", 16, positive(int))`."""
+def checked(cast: Callable[[str], T], ok: Callable[[T], bool], expected: str) -> Callable[[str], T]:
+    """A caster that also rejects values failing `ok`, saying what was `expected`."""
 
     def convert(raw: str) -> T:
         value = cast(raw)
-        if value <= 0:  # type: ignore[operator]
-            raise ValueError("expected a number > 0")
+        if not ok(value):
+            raise ValueError(f"expected {expected}")
         return value
 
     return convert
 
 
-def non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("expected an integer >= 0")
-    return value
+def positive(cast: Callable[[str], T]) -> Callable[[str], T]:
+    """For attributes that must be > 0, e.g. `self.attr("x", 16, positive(int))`."""
+    return checked(cast, lambda value: value > 0, "a number > 0")  # type: ignore[operator]
+
+
+def non_negative(cast: Callable[[str], T]) -> Callable[[str], T]:
+    """For attributes that must be >= 0, e.g. `self.attr("x", 2, non_negative(int))`."""
+    return checked(cast, lambda value: value >= 0, "a number >= 0")  # type: ignore[operator]
 
 
 def fraction(raw: str) -> float:

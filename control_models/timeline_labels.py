@@ -3,7 +3,9 @@ trained on YOLO frame features from every annotated task (trainable mode).
 
 Tag attributes (defaults in brackets): `model_trainable` [false]; `model_path` [yolov8n-cls.pt, looked up in
 MODEL_DIR / MODEL_ROOTS]; `model_score_threshold` [0.5]; `model_frame_step` [1: encode every k-th frame];
-`model_min_segment_frames` [3] and `model_merge_gap_frames` [2] against flicker; trainable mode:
+`model_min_segment_frames` [3], `model_merge_gap_frames` [2] and `model_switch_cost` [0.5 nats per minimum
+frame: what a label switch costs in the decoder's Viterbi smoothing; 0 = the plain threshold] against
+flicker; trainable mode:
 `model_classifier_epochs` [1000], `model_classifier_sequence_size` [16], `model_classifier_hidden_size` [32],
 `model_classifier_num_layers` [1], `model_classifier_f1_threshold` [0.95] and
 `model_classifier_accuracy_threshold` [1.0] (early stop once held-out frames reach both). Simple mode maps
@@ -22,14 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel, fraction, non_negative_int, parse_bool, positive
+from control_models.base import AnnotatedTask, ControlModel, fraction, non_negative, parse_bool, positive
 from utils.service.errors import LabelConfigError, TaskError
+from utils.temporal.decoder import SWITCH_COST_PER_STEP, Segment, decode_multilabel
 from utils.temporal.timeline_net import NetConfig, TimelineNet, TrainConfig, predict_proba
 from utils.temporal.timeline_net import fit as fit_net
 from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
 from utils.video.feature_cache import FeatureCache
 from utils.video.features import FeatureExtractor
-from utils.video.regions import Segment, probs_to_segments, regions_to_frame_labels
+from utils.video.regions import regions_to_frame_labels, segment_value
 from utils.video.timing import (
     decoded_index_for_ls_frames,
     label_studio_frame_count,
@@ -59,7 +62,10 @@ class TimelineLabelsModel(ControlModel):
         self.score_threshold = attr("model_score_threshold", 0.5, fraction)
         self.frame_step = attr("model_frame_step", 1, positive(int))
         self.min_segment_frames = attr("model_min_segment_frames", 3, positive(int))
-        self.merge_gap_frames = attr("model_merge_gap_frames", 2, non_negative_int)
+        self.merge_gap_frames = attr("model_merge_gap_frames", 2, non_negative(int))
+        self.switch_cost = attr(
+            "model_switch_cost", SWITCH_COST_PER_STEP * self.min_segment_frames, non_negative(float)
+        )
         self.net_config_args = {
             "hidden_size": attr("model_classifier_hidden_size", 32, positive(int)),
             "num_layers": attr("model_classifier_num_layers", 1, positive(int)),
@@ -171,14 +177,24 @@ class TimelineLabelsModel(ControlModel):
             _, class_probs = self._frame_features(task)
             labels = list(self.class_map)
             probs = np.stack([class_probs[:, ids].max(1) for ids in self.class_map.values()], axis=1)
-        segments = probs_to_segments(
-            probs, labels, self.score_threshold, self.min_segment_frames, self.merge_gap_frames
-        )
+        segments = self.decode(probs)
         # A model trained before the label set changed still serves the labels the config keeps.
-        return [self._segment_region(segment) for segment in segments if segment.label in self.labels]
+        return [
+            self.region(segment_value(segment, labels), segment.score)
+            for segment in segments
+            if labels[segment.label] in self.labels
+        ]
 
-    def _segment_region(self, segment: Segment) -> dict[str, Any]:
-        return self.region(segment.value(), segment.score)
+    def decode(self, probs: np.ndarray) -> list[Segment]:
+        """Per-frame probabilities (frames, labels) -> segments, by the decoder time series use too."""
+        count = probs.shape[1]
+        return decode_multilabel(
+            probs,
+            self.score_threshold,
+            np.full(count, self.switch_cost),
+            np.full(count, self.min_segment_frames),
+            np.full(count, self.merge_gap_frames),
+        )
 
     def _trained_net(self) -> TimelineNet | None:
         """The saved network, reloaded whenever another worker or thread saved a newer version."""

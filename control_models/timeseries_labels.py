@@ -39,7 +39,13 @@ import torch
 
 from control_models.base import AnnotatedTask, ControlModel, fraction, parse_bool, positive
 from utils.service.errors import LabelConfigError, TaskError
-from utils.temporal.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
+from utils.temporal.decoder import (
+    SWITCH_COST_PER_STEP,
+    Segment,
+    collapse_to_peak,
+    decode_exclusive,
+    decode_multilabel,
+)
 from utils.temporal.sequence_net import (
     NetConfig,
     SequenceNet,
@@ -56,7 +62,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
-SWITCH_COST_PER_SAMPLE = 0.5  # Viterbi switch cost, in nats per sample of the shortest segment
 
 
 def _safe_std(values: np.ndarray) -> np.ndarray:
@@ -335,13 +340,13 @@ class TimeSeriesLabelsModel(ControlModel):
             gap = self._to_samples(self.merge_gap, period)
         if meta["mode"] == "exclusive":
             class_min = np.concatenate(([gap], min_len))
-            coded = decode_exclusive(probs, SWITCH_COST_PER_SAMPLE * class_min, class_min)
+            coded = decode_exclusive(probs, SWITCH_COST_PER_STEP * class_min, class_min)
             found = [Segment(s.label - 1, s.start, s.end, s.score) for s in coded]
             label_probs = probs[:, 1:]
         else:
             threshold = 0.5 if self.score_threshold is None else self.score_threshold
             found = decode_multilabel(
-                probs, threshold, SWITCH_COST_PER_SAMPLE * min_len, min_len, np.full_like(min_len, gap)
+                probs, threshold, SWITCH_COST_PER_STEP * min_len, min_len, np.full_like(min_len, gap)
             )
             label_probs = probs
         instant_set = set(meta["instant_labels"])
