@@ -223,6 +223,7 @@ class TemporalBackend:
                 metrics[model.from_name] = {"skipped": "no annotated tasks with regions of this control"}
                 continue
             try:
+                torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
                 result = model.fit(examples)
             except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
                 logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from control_models.base import AnnotatedTask, ControlModel, fraction, non_negative, parse_bool, positive
 from utils.service.errors import LabelConfigError, TaskError
@@ -43,10 +42,6 @@ from utils.video.timing import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "yolov8n-cls.pt"
-
-
-def _offline(env: Any) -> bool:
-    return str(env.get("YOLO_OFFLINE", "")).strip().lower() in {"1", "true", "yes", "on"}
 
 
 class TimelineLabelsModel(ControlModel):
@@ -87,7 +82,7 @@ class TimelineLabelsModel(ControlModel):
             attr("model_path", DEFAULT_CHECKPOINT, str),
             model_dir=settings.model_dir,
             allowed_roots=settings.allowed_model_roots,
-            allow_download=not _offline(settings.env),
+            allow_download=not settings.yolo_offline,
         )
         encoder = self._encoder()
         if not self.trainable:
@@ -247,7 +242,6 @@ class TimelineLabelsModel(ControlModel):
         if not any(target.any() for _, target in sequences):
             return {"skipped": "annotations hold no frames with labels of this control"}
 
-        torch.set_num_threads(self.context.settings.torch_threads)
         config = NetConfig(
             input_size=sequences[0][0].shape[1], output_size=len(self.labels), **self.net_config_args
         )

@@ -30,14 +30,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-import torch
 
-from control_models.base import AnnotatedTask, ControlModel, fraction, parse_bool, positive
+from control_models.base import AnnotatedTask, ControlModel, fraction, positive
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.decoder import (
     SWITCH_COST_PER_STEP,
@@ -55,7 +53,7 @@ from utils.temporal.sequence_net import (
     probabilities,
     train,
 )
-from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
+from utils.timeseries.reader import Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
 
 logger = logging.getLogger(__name__)
@@ -88,18 +86,8 @@ class TimeSeriesLabelsModel(ControlModel):
         self._warned_untrained = False
 
     # --- configuration ---------------------------------------------------------------------
-    def _env(self, name: str, default: T, cast: Callable[[str], T]) -> T:
-        """A default from the settings' environment snapshot; a bad value names the variable."""
-        raw = self.context.settings.env.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return cast(raw)
-        except (TypeError, ValueError) as exc:
-            raise LabelConfigError(f"environment variable {name}={raw!r} is invalid: {exc}") from exc
-
     def validate(self) -> None:
-        env = self._env
+        defaults = self.context.settings.timeseries
         obj = self.object_tag.attr
         value_type = obj.get("valueType", "url") or "url"
         if value_type not in ("url", "json"):
@@ -112,31 +100,19 @@ class TimeSeriesLabelsModel(ControlModel):
             sep=obj.get("sep", ",") or ",",
             time_format=obj.get("timeFormat", "") or "",
             channels=channel_columns(list(self.object_tag.children or [])),
-            max_rows=env("TIMESERIES_MAX_ROWS", DEFAULT_MAX_ROWS, positive(int)),
+            max_rows=defaults.max_rows,
         )
         self.train_config = TrainConfig(
-            epochs=self.attr(
-                "model_classifier_epochs", env("TRAIN_EPOCHS", 60, positive(int)), positive(int)
-            ),
-            sequence_size=self.attr(
-                "model_classifier_sequence_size", env("SEQUENCE_SIZE", 512, positive(int)), positive(int)
-            ),
-            f1_threshold=self.attr(
-                "model_classifier_f1_threshold", env("MIN_CLASS_F1_THRESHOLD", 0.95, fraction), fraction
-            ),
+            epochs=self.attr("model_classifier_epochs", defaults.epochs, positive(int)),
+            sequence_size=self.attr("model_classifier_sequence_size", defaults.sequence_size, positive(int)),
+            f1_threshold=self.attr("model_classifier_f1_threshold", defaults.f1_threshold, fraction),
             accuracy_threshold=self.attr(
-                "model_classifier_accuracy_threshold",
-                env("BALANCED_ACCURACY_THRESHOLD", 1.0, fraction),
-                fraction,
+                "model_classifier_accuracy_threshold", defaults.accuracy_threshold, fraction
             ),
-            class_weights=env("USE_CLASS_WEIGHTS", True, parse_bool),
+            class_weights=defaults.class_weights,
         )
-        self.hidden_size = self.attr(
-            "model_classifier_hidden_size", env("HIDDEN_SIZE", 64, positive(int)), positive(int)
-        )
-        self.num_layers = self.attr(
-            "model_classifier_num_layers", env("NUM_LAYERS", 1, positive(int)), positive(int)
-        )
+        self.hidden_size = self.attr("model_classifier_hidden_size", defaults.hidden_size, positive(int))
+        self.num_layers = self.attr("model_classifier_num_layers", defaults.num_layers, positive(int))
         self.score_threshold: float | None = self.attr("model_score_threshold", None, fraction)
         self.min_duration: float | None = self.attr("model_min_duration", None, positive(float))
         self.merge_gap: float | None = self.attr("model_merge_gap", None, positive(float))
@@ -159,7 +135,6 @@ class TimeSeriesLabelsModel(ControlModel):
 
     # --- training --------------------------------------------------------------------------
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
-        torch.set_num_threads(self.context.settings.torch_threads)
         sequences, targets, stats = self._training_data(tasks)
         if not sequences:
             return {"skipped": "no task with readable data and regions of this control"}

@@ -14,7 +14,7 @@ from control_models.timeseries_labels import TimeSeriesLabelsModel, model_input
 from utils.labelstudio.media import MediaResolver
 from utils.service.errors import LabelConfigError, TaskError
 from utils.service.model_store import ModelStore
-from utils.service.settings import Settings
+from utils.service.settings import Settings, TimeSeriesDefaults
 
 FAST = 'model_classifier_epochs="3" model_classifier_sequence_size="64" model_classifier_hidden_size="16"'
 BASIC_CONFIG = f"""<View>
@@ -184,10 +184,9 @@ def test_bad_attribute_is_a_config_error_naming_it(settings: Settings, shared_da
         make_model(config, settings, shared_data)
 
 
-def test_environment_snapshot_gives_defaults(settings: Settings, shared_data: Path) -> None:
-    env_settings = settings.with_overrides(
-        env={"TRAIN_EPOCHS": "7", "SEQUENCE_SIZE": "128", "USE_CLASS_WEIGHTS": "false"}
-    )
+def test_environment_settings_give_defaults(settings: Settings, shared_data: Path) -> None:
+    env = {"TRAIN_EPOCHS": "7", "SEQUENCE_SIZE": "128", "USE_CLASS_WEIGHTS": "false"}
+    env_settings = settings.with_overrides(timeseries=TimeSeriesDefaults.from_env(env))
     config = BASIC_CONFIG.replace(FAST, "")
     model = make_model(config, env_settings, shared_data)
     assert model.train_config.epochs == 7
@@ -222,3 +221,8 @@ def test_other_channels_than_trained_on_get_a_task_error(settings, shared_data) 
     assert model.predict_regions(task)  # the trained channel order predicts
     with pytest.raises(TaskError, match="trained on"):
         other.predict_regions(task)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="TRAIN_EPOCHS"):
+        Settings.from_env({"TRAIN_EPOCHS": "many"})
