@@ -5,4 +5,4 @@ cd "$(dirname "$0")"
 scripts/setup.sh requirements.txt
 export MODEL_DIR="${MODEL_DIR:-$PWD/data/models}" CACHE_DIR="${CACHE_DIR:-$PWD/data/cache}"
 export YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$PWD/data/ultralytics}" YOLO_AUTOINSTALL="${YOLO_AUTOINSTALL:-false}"
-exec .venv/bin/gunicorn -c gunicorn.conf.py '_wsgi:create_app()'
+exec .venv/bin/gunicorn -c gunicorn.conf.py _wsgi:app

@@ -103,7 +103,7 @@ def main() -> None:
             "YOLO_CONFIG_DIR": f"{tmp}/yolo",
         }
         server = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:create_app()"],
+            [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:app"],
             cwd=ROOT,
             env=env,
         )

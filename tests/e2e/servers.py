@@ -163,7 +163,7 @@ def start_backend(
     auth: tuple[str, str] | None = None,
     timeout_s: float = 90,
 ) -> Server:
-    """The backend as the README starts it: gunicorn with gunicorn.conf.py and `_wsgi:create_app()`."""
+    """The backend as the README starts it: gunicorn with gunicorn.conf.py and `_wsgi:app`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
     env.update(
@@ -177,6 +177,6 @@ def start_backend(
         LOG_LEVEL="DEBUG",
     )
     env.update(env_overrides)
-    cmd = [str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:create_app()"]
+    cmd = [str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:app"]
     server = _spawn("backend", cmd, env, REPO, log_path, f"http://127.0.0.1:{port}", auth)
     return _healthy_or_stopped(server, timeout_s)
