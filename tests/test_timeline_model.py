@@ -10,7 +10,7 @@ import torch
 
 from control_models.base import AnnotatedTask, ModelContext
 from control_models.timeline_labels import TimelineLabelsModel
-from tests.timeline_support import (
+from fixtures.timeline import (
     FROM_NAME,
     OPOSSUM,
     annotated,
@@ -23,7 +23,7 @@ from tests.timeline_support import (
     spliced_tasks,
     timeline_config,
 )
-from tests.yolo_checkpoint import build_checkpoint
+from fixtures.yolo_checkpoint import build_checkpoint
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.timeline_net import macro_f1
 from utils.video.regions import regions_to_frame_labels
