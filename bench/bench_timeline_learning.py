@@ -10,20 +10,17 @@ videos, for our training and for a reference-style training on the same features
 Both use the same network (Linear-LayerNorm-ReLU-Dropout-BiLSTM-Linear, hidden 32, 16-frame windows,
 up to 1000 epochs). Features: yolov8n-cls.yaml with BatchNorm calibrated on the videos (offline).
 
-Run: .venv/bin/python bench/bench_timeline_learning.py [--seeds 2] [--ablations]
+Run: .venv/bin/python -m bench.bench_timeline_learning [--seeds 2] [--ablations]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
@@ -31,7 +28,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pad_sequence  # noqa: E402
 
-from tests.timeline_support import FROM_NAME, spliced_checkpoint, spliced_labels, spliced_tasks  # noqa: E402
+from fixtures.timeline import FROM_NAME, spliced_checkpoint, spliced_labels, spliced_tasks  # noqa: E402
 from utils.temporal.decoder import SWITCH_COST_PER_STEP, Segment, decode_multilabel  # noqa: E402
 from utils.temporal.timeline_net import NetConfig, TimelineNet, TrainConfig, fit, macro_f1, predict_proba  # noqa: E402
 from utils.video.encoder import YoloFrameEncoder  # noqa: E402

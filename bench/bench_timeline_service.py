@@ -2,26 +2,23 @@
 feature caches, a warm-started retrain after one more annotation, and predict latency on a 500-frame video
 with a cold and a warm cache.
 
-Run: .venv/bin/python bench/bench_timeline_service.py [--epochs 1000]
+Run: .venv/bin/python -m bench.bench_timeline_service [--epochs 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import cv2  # noqa: E402
 
 from control_models.timeline_labels import TimelineLabelsModel  # noqa: E402
-from tests.timeline_support import (  # noqa: E402
+from fixtures.timeline import (  # noqa: E402
     annotated,
     control_of,
     make_context,
