@@ -150,7 +150,6 @@ class TemporalBackend:
 
     def _context(self, project_id: str, control_name: str) -> ModelContext:
         return ModelContext(
-            project_id=project_id,
             store=self.store.control_store(project_id, control_name),
             media=self._media_for(project_id),
             settings=self.settings,

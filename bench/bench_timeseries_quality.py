@@ -104,7 +104,6 @@ def run_model_factory(dataset: str, name: str, tmp: Path) -> TimeSeriesLabelsMod
     )
     control = list(LabelInterface(config_for(dataset)).controls)[0]
     context = ModelContext(
-        project_id="bench",
         store=ModelStore(settings.model_dir).control_store(name, "label"),
         media=MediaResolver(cache_dir=settings.cache_dir, local_roots=(DATA, tmp.resolve())),
         settings=settings,

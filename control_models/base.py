@@ -23,7 +23,6 @@ T = TypeVar("T")
 class ModelContext:
     """What a control model may touch: its own store, media access, settings and shared caches."""
 
-    project_id: str
     store: ControlStore
     media: MediaResolver
     settings: Settings

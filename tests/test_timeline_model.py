@@ -117,7 +117,7 @@ def test_trainable_model_learns_spliced_videos_and_predicts_held_out_ones(tmp_pa
 
     metrics = trainer.fit([annotated(t) for t in tasks[:4]])
     assert metrics["tasks"] == 4 and not metrics["warm_start"]
-    meta = ctx.store.load_meta()
+    meta = ctx.store.load()[1]
     assert meta["task_ids"] == [1, 2, 3, 4] and meta["labels"] == labels
 
     scores = []
@@ -138,12 +138,12 @@ def test_adding_a_label_starts_fresh_and_more_annotations_warm_start(tmp_path):
     assert not first["warm_start"]
 
     more = create(trainable_config(labels, epochs=5), ctx).fit([annotated(t) for t in tasks[:2]])
-    assert more["warm_start"] and ctx.store.load_meta()["task_ids"] == [1, 2]
+    assert more["warm_start"] and ctx.store.load()[1]["task_ids"] == [1, 2]
 
     extended = create(trainable_config([*labels, "new_label"], epochs=5), ctx)
     retrained = extended.fit([annotated(t) for t in tasks[:2]])
     assert not retrained["warm_start"]
-    assert ctx.store.load_meta()["labels"][-1] == "new_label"
+    assert ctx.store.load()[1]["labels"][-1] == "new_label"
     assert extended.predict_regions(tasks[2]) is not None
 
 

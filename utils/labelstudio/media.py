@@ -15,7 +15,7 @@ import requests
 
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.service.errors import MediaError
-from utils.service.files import write_atomic
+from utils.service.files import resolve_inside, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class MediaResolver:
 
     # --- local files -----------------------------------------------------------------------
     def _local_path(self, path: Path, reference: str) -> Path:
-        resolved = path.expanduser().resolve()
-        if not any(resolved.is_relative_to(root) for root in self.local_roots):
+        resolved = resolve_inside(path, self.local_roots)
+        if resolved is None:
             raise MediaError(
                 f"media {reference!r}: local paths are only read under MEDIA_ROOTS "
                 f"({', '.join(map(str, self.local_roots)) or 'none configured'})"
@@ -86,10 +86,8 @@ class MediaResolver:
         if root is None or not reference.startswith("/data/local-files/"):
             return None
         relative = parse_qs(urlparse(reference).query).get("d", [""])[0]
-        candidate = (root / unquote(relative)).resolve()
-        if candidate.is_relative_to(root) and candidate.is_file():
-            return candidate
-        return None
+        candidate = resolve_inside(root / unquote(relative), (root,))
+        return candidate if candidate is not None and candidate.is_file() else None
 
     # --- remote files ----------------------------------------------------------------------
     def _label_studio_url(self, reference: str) -> str:

@@ -130,12 +130,6 @@ class Settings:
             timeseries=TimeSeriesDefaults.from_env(env),
         )
 
-    def with_overrides(self, **changes: object) -> Settings:
-        """A copy with some fields replaced; tests use it to point dirs at temp folders."""
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        values.update(changes)
-        return Settings(**values)  # type: ignore[arg-type]
-
     @property
     def allowed_model_roots(self) -> tuple[Path, ...]:
         """Directories a `model_path` attribute may point into."""

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from utils.service.errors import LabelConfigError
+from utils.service.files import resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def resolve_checkpoint(
     roots = tuple(root.resolve() for root in allowed_roots)
     candidate = Path(name).expanduser()
     if candidate.is_absolute() or len(candidate.parts) > 1:
-        resolved = (candidate if candidate.is_absolute() else model_dir / candidate).resolve()
-        if not any(resolved.is_relative_to(root) for root in roots):
+        resolved = resolve_inside(candidate if candidate.is_absolute() else model_dir / candidate, roots)
+        if resolved is None:
             raise LabelConfigError(
                 f"model_path {name!r} is outside the allowed model directories "
                 f"({', '.join(map(str, roots))}); set MODEL_ROOTS to allow another directory"
