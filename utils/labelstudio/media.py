@@ -15,7 +15,7 @@ import requests
 
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.service.errors import MediaError
-from utils.service.files import resolve_inside, write_atomic
+from utils.service.files import file_inside, resolve_inside, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +70,12 @@ class MediaResolver:
 
     # --- local files -----------------------------------------------------------------------
     def _local_path(self, path: Path, reference: str) -> Path:
-        resolved = resolve_inside(path, self.local_roots)
-        if resolved is None:
+        try:
+            return file_inside(path, self.local_roots)
+        except ValueError as exc:
             raise MediaError(
-                f"media {reference!r}: local paths are only read under MEDIA_ROOTS "
-                f"({', '.join(map(str, self.local_roots)) or 'none configured'})"
-            )
-        if not resolved.is_file():
-            raise MediaError(f"media {reference!r}: no such file")
-        return resolved
+                f"media {reference!r}: {exc}; local paths are read under MEDIA_ROOTS only"
+            ) from exc
 
     def _local_files_path(self, reference: str) -> Path | None:
         """`/data/local-files/?d=x` read straight from disk when Label Studio's document root is shared."""

@@ -31,6 +31,18 @@ def resolve_inside(path: Path, roots: Iterable[Path]) -> Path | None:
     return resolved if any(resolved.is_relative_to(root.resolve()) for root in roots) else None
 
 
+def file_inside(path: Path, roots: tuple[Path, ...]) -> Path:
+    """An existing file inside one of `roots`, resolved; else ValueError saying which of the two failed."""
+    resolved = resolve_inside(path, roots)
+    if resolved is None:
+        raise ValueError(
+            f"outside the allowed directories ({', '.join(map(str, roots)) or 'none configured'})"
+        )
+    if not resolved.is_file():
+        raise ValueError(f"no such file {resolved}")
+    return resolved
+
+
 def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
     """Call `writer` on a temp file beside `path`, fsync it, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
