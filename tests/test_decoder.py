@@ -73,22 +73,24 @@ def test_collapse_to_peak_returns_an_instant() -> None:
     assert collapse_to_peak(Segment(0, 3, 6, 0.7), probs) == Segment(0, 4, 4, 0.9)
 
 
-def plain_viterbi(log_probs: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """The textbook loop, one step at a time: what the block decoder must reproduce."""
-    n, k = log_probs.shape
-    transition = np.minimum(cost[:, None], cost[None, :])
-    np.fill_diagonal(transition, 0.0)
-    score = log_probs[0].astype(np.float64)
-    back = np.zeros((n, k), dtype=np.int64)
-    for t in range(1, n):
-        candidates = score[:, None] - transition
-        back[t] = np.argmax(candidates, axis=0)
-        score = candidates[back[t], np.arange(k)] + log_probs[t]
-    path = np.empty(n, dtype=np.int64)
-    path[-1] = int(np.argmax(score))
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
+def plain_viterbi(log_probs: np.ndarray, cost: np.ndarray) -> list[int]:
+    """The textbook recursion in plain Python, one step and one state at a time: the reference."""
+    k = log_probs.shape[1]
+    score = [float(v) for v in log_probs[0]]
+    pointers = []
+    for row in log_probs[1:]:
+        step, new = [], []
+        for j in range(k):
+            options = [score[i] - (0.0 if i == j else min(cost[i], cost[j])) for i in range(k)]
+            best = max(range(k), key=lambda i, options=options: (options[i], -i))
+            step.append(best)
+            new.append(options[best] + float(row[j]))
+        pointers.append(step)
+        score = new
+    path = [max(range(k), key=lambda i: (score[i], -i))]
+    for step in reversed(pointers):
+        path.append(step[path[-1]])
+    return path[::-1]
 
 
 def noisy_states(n: int, k: int, seed: int) -> np.ndarray:
@@ -100,7 +102,7 @@ def noisy_states(n: int, k: int, seed: int) -> np.ndarray:
 
 
 def test_block_viterbi_equals_the_plain_loop_on_long_noisy_sequences() -> None:
-    for n, k, seed in [(9000, 5, 0), (20_011, 3, 1), (4097, 2, 2)]:
+    for n, k, seed in [(9000, 4, 0), (20_011, 3, 1), (4097, 2, 2)]:
         log_probs = noisy_states(n, k, seed)
         cost = np.linspace(0.5, 4.0, k)
         np.testing.assert_array_equal(viterbi_path(log_probs, cost), plain_viterbi(log_probs, cost))

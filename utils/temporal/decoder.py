@@ -79,17 +79,18 @@ def viterbi_paths(log_probs: np.ndarray, switch_penalty: np.ndarray) -> np.ndarr
         return np.zeros((g, 0), dtype=np.int64)
     length = n if n <= SINGLE_BLOCK else math.isqrt(n) + 1
     blocks = math.ceil(n / length)
-    # Padding in front with equal scores changes nothing: staying costs 0, so the first real step scores
-    # exactly its log-probabilities, as in a plain Viterbi. Layout (L, K, G * B): each step is contiguous and
-    # the G sequences' B blocks form one batch axis.
-    padded = np.zeros((g, k, blocks * length), dtype=log_probs.dtype)
-    padded[:, :, blocks * length - n :] = log_probs
-    steps = np.ascontiguousarray(padded.reshape(g, k, blocks, length).transpose(3, 1, 0, 2))
+    # Layout (L, K, G, B): each step is contiguous, and the G sequences' B blocks form one batch axis. The last
+    # block is padded with equal scores, which changes no path: staying costs 0.
+    steps = np.zeros((length, k, g, blocks), dtype=log_probs.dtype)
+    full = n // length
+    steps[..., :full] = log_probs[:, :, : full * length].reshape(g, k, full, length).transpose(3, 1, 0, 2)
+    if full < blocks:
+        steps[: n - full * length, :, :, full] = log_probs[:, :, full * length :].transpose(2, 1, 0)
     steps = steps.reshape(length, k, g * blocks)
+    small = np.int8 if k < 128 else np.int32
     cost = np.repeat(np.broadcast_to(np.asarray(switch_penalty, dtype=np.float64), (g, k)).T, blocks, axis=1)
     transition = np.minimum(cost[:, None], cost[None, :])  # (from, to, G * B)
     transition[np.arange(k), np.arange(k)] = 0.0
-
     entry = np.zeros((k, g, blocks))  # exact Viterbi scores just before each block
     if blocks > 1:
         transfer = _block_transfer(steps, cost).reshape(k, k, g, blocks)
@@ -97,7 +98,7 @@ def viterbi_paths(log_probs: np.ndarray, switch_penalty: np.ndarray) -> np.ndarr
             entry[:, :, b] = (entry[:, None, :, b - 1] + transfer[:, :, :, b - 1]).max(axis=0)
     score = entry.reshape(k, g * blocks)
 
-    back = np.zeros((length, k, g * blocks), dtype=np.int8 if k < 128 else np.int32)
+    back = np.zeros((length, k, g * blocks), dtype=small)
     for t in range(length):
         best = score[0] - transition[0]  # (to, N): the first state wins ties, as np.argmax does
         for i in range(1, k):
@@ -118,12 +119,12 @@ def viterbi_paths(log_probs: np.ndarray, switch_penalty: np.ndarray) -> np.ndarr
     for b in range(blocks - 1, 0, -1):
         ends[:, b - 1] = before[ends[:, b], np.arange(g), b]
 
-    path = np.empty((length, g * blocks), dtype=np.int64)
+    path = np.empty((length, g * blocks), dtype=small)
     state = ends.reshape(-1)
     for t in range(length - 1, -1, -1):
         path[t] = state
         state = back[t][state, columns]
-    return path.reshape(length, g, blocks).transpose(1, 2, 0).reshape(g, -1)[:, blocks * length - n :]
+    return path.reshape(length, g, blocks).transpose(1, 2, 0).reshape(g, -1)[:, :n]
 
 
 def viterbi_path(log_probs: np.ndarray, switch_penalty: float | np.ndarray) -> np.ndarray:
@@ -179,7 +180,7 @@ def on_masks(probs: np.ndarray, threshold: float, switch_penalty: np.ndarray) ->
     smoothed = np.flatnonzero(np.asarray(switch_penalty) > 0)
     if len(smoothed) and len(probs):
         odds_shift = np.log(threshold + EPS) - np.log(1 - threshold + EPS)
-        p = probs[:, smoothed].T  # (G, n)
+        p = np.ascontiguousarray(probs[:, smoothed].T)  # (G, n)
         on = np.log(p + EPS) - odds_shift / 2
         off = np.log(1 - p + EPS) + odds_shift / 2
         cost = np.repeat(np.asarray(switch_penalty, dtype=np.float64)[smoothed, None], 2, axis=1)
