@@ -86,13 +86,13 @@ def main() -> None:
         _, predict_warm_s = timed(lambda: predictor.predict_regions(task))
 
     print(
-        f"fit on 8 videos, cold features: {cold_s:6.1f} s  (train {cold['train_seconds']} s, "
-        f"{cold['epochs_run']} epochs, validation F1 {cold['validation_f1']})"
+        f"fit on 8 videos, cold features: {cold_s:6.1f} s  (train {cold['seconds']} s, "
+        f"{cold['epochs']} epochs, validation F1 {cold['best']['macro_f1']})"
     )
-    print(f"fit on 8 videos, warm features: {warm_s:6.1f} s  (train {warm['train_seconds']} s)")
+    print(f"fit on 8 videos, warm features: {warm_s:6.1f} s  (train {warm['seconds']} s)")
     print(
         f"retrain after an 8th annotation (warm start {retrain['warm_start']}): {retrain_s:6.1f} s "
-        f"({retrain['epochs_run']} epochs)"
+        f"({retrain['epochs']} epochs)"
     )
     print(
         f"predict a 500-frame video: cold cache {predict_cold_s:5.2f} s, warm {predict_warm_s:5.3f} s "

@@ -25,7 +25,7 @@ from fixtures.timeline import (
 )
 from fixtures.yolo_checkpoint import build_checkpoint
 from utils.service.errors import LabelConfigError, TaskError
-from utils.temporal.timeline_net import macro_f1
+from utils.temporal.training import scores
 from utils.video.regions import regions_to_frame_labels
 
 
@@ -120,15 +120,15 @@ def test_trainable_model_learns_spliced_videos_and_predicts_held_out_ones(tmp_pa
     meta = ctx.store.load()[1]
     assert meta["task_ids"] == [1, 2, 3, 4] and meta["labels"] == labels
 
-    scores = []
+    f1s = []
     for task in tasks[6:]:
         regions = predictor.predict_regions(task)  # picks up the version the other instance saved
         assert_valid_prediction(config, regions)
         assert len({r["id"] for r in regions}) == len(regions)
         predicted = regions_to_frame_labels(regions, FROM_NAME, labels, 500)
         truth = regions_to_frame_labels(task["annotations"][0]["result"], FROM_NAME, labels, 500)
-        scores.append(macro_f1(truth, predicted))
-    assert np.mean(scores) > 0.5, scores  # chance (random frames) is about 0.2
+        f1s.append(scores(truth, predicted)["macro_f1"])
+    assert np.mean(f1s) > 0.5, f1s  # chance (random frames) is about 0.2
 
 
 def test_adding_a_label_starts_fresh_and_more_annotations_warm_start(tmp_path):

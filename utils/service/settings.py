@@ -39,39 +39,37 @@ def _number(cast: Callable[[str], T], low: float, high: float = float("inf")) ->
 
 @dataclass(frozen=True)
 class TimeSeriesDefaults:
-    """Defaults of `<TimeSeriesLabels>` attributes, under the environment names of Label Studio's reference
-    segmenter (TRAIN_EPOCHS, ...), so its users keep their settings."""
+    """What the environment sets for `<TimeSeriesLabels>`, under the names of Label Studio's reference segmenter
+    (TRAIN_EPOCHS, ...), so its users keep their settings; None where unset (the net's own default holds)."""
 
-    epochs: int = 60
-    sequence_size: int = 512
-    hidden_size: int = 64
-    num_layers: int = 1
-    f1_threshold: float = 0.95
-    accuracy_threshold: float = 1.0
-    class_weights: bool = True
-    max_rows: int = 2_000_000
+    epochs: int | None = None
+    sequence_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    f1_threshold: float | None = None
+    accuracy_threshold: float | None = None
+    class_weights: bool | None = None
+    max_rows: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TimeSeriesDefaults:
         read = _reader(env)
         return cls(
-            epochs=read("TRAIN_EPOCHS", cls.epochs, _number(int, 1)),
-            sequence_size=read("SEQUENCE_SIZE", cls.sequence_size, _number(int, 1)),
-            hidden_size=read("HIDDEN_SIZE", cls.hidden_size, _number(int, 1)),
-            num_layers=read("NUM_LAYERS", cls.num_layers, _number(int, 1)),
-            f1_threshold=read("MIN_CLASS_F1_THRESHOLD", cls.f1_threshold, _number(float, 0, 1)),
-            accuracy_threshold=read(
-                "BALANCED_ACCURACY_THRESHOLD", cls.accuracy_threshold, _number(float, 0, 1)
-            ),
-            class_weights=read("USE_CLASS_WEIGHTS", cls.class_weights, _flag),
-            max_rows=read("TIMESERIES_MAX_ROWS", cls.max_rows, _number(int, 1)),
+            epochs=read("TRAIN_EPOCHS", None, _number(int, 1)),
+            sequence_size=read("SEQUENCE_SIZE", None, _number(int, 1)),
+            hidden_size=read("HIDDEN_SIZE", None, _number(int, 1)),
+            num_layers=read("NUM_LAYERS", None, _number(int, 1)),
+            f1_threshold=read("MIN_CLASS_F1_THRESHOLD", None, _number(float, 0, 1)),
+            accuracy_threshold=read("BALANCED_ACCURACY_THRESHOLD", None, _number(float, 0, 1)),
+            class_weights=read("USE_CLASS_WEIGHTS", None, _flag),
+            max_rows=read("TIMESERIES_MAX_ROWS", None, _number(int, 1)),
         )
 
 
-def _reader(env: Mapping[str, str]) -> Callable[[str, T, Callable[[str], T]], T]:
+def _reader(env: Mapping[str, str]) -> Callable[[str, T | None, Callable[[str], T]], T | None]:
     """`read(name, default, cast)`: a variable converted by `cast`, or `default` when unset or empty."""
 
-    def read(name: str, default: T, cast: Callable[[str], T]) -> T:
+    def read(name: str, default: T | None, cast: Callable[[str], T]) -> T | None:
         raw = env.get(name)
         if raw is None or raw == "":
             return default
