@@ -20,7 +20,8 @@ EPS = 1e-6
 # Default Viterbi switch cost, in nats per step of the shortest segment worth keeping: a run that short
 # survives when it is clearly more likely than the alternative, flicker does not.
 SWITCH_COST_PER_STEP = 0.5
-# Sequences up to this length are decoded in one block; longer ones in about sqrt(n) blocks side by side.
+# Sequences up to this length are decoded in one block; longer ones in about 4 sqrt(n) blocks side by side
+# (of sqrt(n) / 4 steps: fewer, wider numpy steps; bench/bench_decoder.py).
 SINGLE_BLOCK = 4096
 
 
@@ -66,18 +67,19 @@ def _block_transfer(steps: np.ndarray, cost: np.ndarray) -> np.ndarray:
 
 
 def viterbi_paths(log_probs: np.ndarray, switch_penalty: np.ndarray) -> np.ndarray:
-    """Most likely state sequences (G, n) of G independent sequences of log-probabilities (G, K, n), where a change between states
-    i and j costs the smaller of `switch_penalty[g, i]` and `[g, j]` nats (short-lived states such as instants
+    """Most likely state sequences (G, n) of G independent sequences of log-probabilities (G, K, n), where a
+    change between states i and j costs the smaller of `switch_penalty[g, i]` and `[g, j]` nats (short-lived states such as instants
     get cheap entries and exits).
 
-    Long sequences are cut into about sqrt(n) blocks that are decoded side by side: first each block's
+    Long sequences are cut into about 4 sqrt(n) blocks that are decoded side by side: first each block's
     transfer scores (state before -> state at its end), then the exact scores at block borders one block at a
-    time, then the usual forward pass and backtrace in every block at once. Python loops over ~sqrt(n) steps
-    (and K states) instead of n, with the path of a plain Viterbi (up to float rounding of exact ties)."""
+    time, then the usual forward pass and backtrace in every block at once. Python loops run over about
+    sqrt(n) / 4 steps (times K states) and 4 sqrt(n) blocks instead of n steps, and find the path of a plain
+    Viterbi (up to float rounding of exact ties)."""
     g, k, n = log_probs.shape
     if n == 0:
         return np.zeros((g, 0), dtype=np.int64)
-    length = n if n <= SINGLE_BLOCK else math.isqrt(n) + 1
+    length = n if n <= SINGLE_BLOCK else math.isqrt(n // 16) + 1
     blocks = math.ceil(n / length)
     # Layout (L, K, G, B): each step is contiguous, and the G sequences' B blocks form one batch axis. The last
     # block is padded with equal scores, which changes no path: staying costs 0.
