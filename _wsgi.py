@@ -1,5 +1,8 @@
 """HTTP layer: Label Studio's ML backend protocol on Flask. Routes parse the request, call the backend,
-and turn results and errors into JSON; nothing else lives here. gunicorn target: `_wsgi:create_app()`."""
+and turn results and errors into JSON; nothing else lives here.
+
+gunicorn targets: `_wsgi:app` (as in Label Studio's backend examples; built on first access, so importing this
+module has no side effects) or the factory `_wsgi:create_app()`."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import base64
 import hmac
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -167,6 +171,21 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
         )
 
     return app
+
+
+_app: Flask | None = None
+_app_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """`_wsgi.app`: the app from the environment's settings, built once, on first access."""
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _app_lock:
+        if _app is None:
+            _app = create_app()
+    return _app
 
 
 def main() -> None:

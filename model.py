@@ -221,7 +221,6 @@ class TemporalBackend:
 
     def _context(self, project_id: str, control_name: str) -> ModelContext:
         return ModelContext(
-            project_id=project_id,
             store=self.store.control_store(project_id, control_name),
             media=self._media_for(project_id),
             settings=self.settings,
@@ -315,6 +314,7 @@ class TemporalBackend:
                 metrics[model.from_name] = {"skipped": "no annotated tasks with regions of this control"}
                 continue
             try:
+                torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
                 result = model.fit(examples)
             except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
                 logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)

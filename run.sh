@@ -9,4 +9,4 @@ export YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$PWD/data/ultralytics}" YOLO_AUTOINST
 if [ "${1:-}" = "worker" ]; then
   exec .venv/bin/python worker.py "${@:2}"
 fi
-exec .venv/bin/gunicorn -c gunicorn.conf.py '_wsgi:create_app()'
+exec .venv/bin/gunicorn -c gunicorn.conf.py _wsgi:app

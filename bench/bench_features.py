@@ -7,20 +7,17 @@ cv2, converted exactly as `ClassificationPredictor.preprocess` does (BGR->RGB, P
 bilinear on the short side, CenterCrop(224), ToTensor), the fused model's full forward under
 `inference_mode`, 1 torch thread (what predict() forces), features from the same forward hook.
 
-Run: .venv/bin/python bench/bench_features.py [--video PATH] [--threads 2]
+Run: .venv/bin/python -m bench.bench_features [--video PATH] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 # Before torch loads OpenMP: spinning worker threads collapse on shared, busy cores (ml-stack.md).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -29,12 +26,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tests.yolo_checkpoint import build_checkpoint  # noqa: E402
+from fixtures.data import TEST_DATA  # noqa: E402
+from fixtures.yolo_checkpoint import build_checkpoint  # noqa: E402
 from utils.video.encoder import YoloFrameEncoder  # noqa: E402
 from utils.video.features import encode_video  # noqa: E402
 from utils.video.reader import FrameBatches  # noqa: E402
 
-DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "spliced" / "spliced_train7.mp4"
+DEFAULT_VIDEO = TEST_DATA / "video" / "spliced" / "spliced_train7.mp4"
 
 
 def baseline_predict(checkpoint: Path, video: Path) -> tuple[np.ndarray, float, str]:

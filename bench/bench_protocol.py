@@ -1,7 +1,7 @@
 """Protocol latency under load: p50/p99 of /health, /setup, /predict and /webhook with 20 concurrent clients
 against gunicorn, run the way the README runs it. Prints one line per route.
 
-    .venv/bin/python bench/bench_protocol.py [--requests 400] [--clients 20] [--workers 2]
+    .venv/bin/python -m bench.bench_protocol [--requests 400] [--clients 20] [--workers 2]
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main() -> None:
             "YOLO_CONFIG_DIR": f"{tmp}/yolo",
         }
         server = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:create_app()"],
+            [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:app"],
             cwd=ROOT,
             env=env,
         )

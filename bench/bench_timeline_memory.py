@@ -4,27 +4,24 @@ Generates a synthetic 1280x720 video (moving shapes, mp4v) of `--minutes` into a
 with the frame encoder and reports peak RSS during encoding next to the RSS before it. Generating and
 encoding 10 minutes takes a long while on 2 cores; `--minutes 1` gives the same picture faster.
 
-Run: .venv/bin/python bench/bench_timeline_memory.py [--minutes 10] [--step 1]
+Run: .venv/bin/python -m bench.bench_timeline_memory [--minutes 10] [--step 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tests.yolo_checkpoint import build_checkpoint  # noqa: E402
+from fixtures.yolo_checkpoint import build_checkpoint  # noqa: E402
 from utils.video.encoder import YoloFrameEncoder  # noqa: E402
 from utils.video.features import encode_video  # noqa: E402
 

@@ -2,35 +2,23 @@
 feature caches, a warm-started retrain after one more annotation, and predict latency on a 500-frame video
 with a cold and a warm cache.
 
-Run: .venv/bin/python bench/bench_timeline_service.py [--epochs 1000]
+Run: .venv/bin/python -m bench.bench_timeline_service [--epochs 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import cv2  # noqa: E402
 
+import fixtures.timeline as material  # noqa: E402
 from control_models.timeline_labels import TimelineLabelsModel  # noqa: E402
-from tests.timeline_support import (  # noqa: E402
-    annotated,
-    control_of,
-    make_context,
-    session_dir,
-    spliced_checkpoint,
-    spliced_labels,
-    spliced_tasks,
-    timeline_config,
-)
 from utils.video.reader import FrameBatches  # noqa: E402
 
 
@@ -63,45 +51,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=1000, help="model_classifier_epochs (reference: 1000)")
     args = parser.parse_args()
-    spliced_checkpoint()  # built once, not timed
-    config = timeline_config(
-        spliced_labels(),
+    material.spliced_checkpoint()  # built once, not timed
+    config = material.timeline_config(
+        material.spliced_labels(),
         model_trainable="true",
-        model_path=spliced_checkpoint().name,
+        model_path=material.spliced_checkpoint().name,
         model_classifier_epochs=str(args.epochs),
     )
-    tasks = [annotated(t) for t in spliced_tasks()]
+    tasks = [material.annotated(t) for t in material.spliced_tasks()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        ctx = make_context(tmp_path / "models-a", cache_dir=tmp_path / "cache")
-        model = TimelineLabelsModel.create(control_of(config), ctx)
+        ctx = material.make_context(tmp_path / "models-a", cache_dir=tmp_path / "cache")
+        model = TimelineLabelsModel.create(material.control_of(config), ctx)
         cold, cold_s = timed(lambda: model.fit(tasks))
         fresh = TimelineLabelsModel.create(
-            control_of(config), make_context(tmp_path / "models-b", tmp_path / "cache")
+            material.control_of(config), material.make_context(tmp_path / "models-b", tmp_path / "cache")
         )
         warm, warm_s = timed(lambda: fresh.fit(tasks))
         seven = TimelineLabelsModel.create(
-            control_of(config), make_context(tmp_path / "models-c", tmp_path / "cache")
+            material.control_of(config), material.make_context(tmp_path / "models-c", tmp_path / "cache")
         )
         seven.fit(tasks[:7])
         retrain, retrain_s = timed(lambda: seven.fit(tasks))
 
-        video = write_video(session_dir() / "video500.mp4", [Path(t.data["video"]) for t in tasks[6:]], 500)
+        video = write_video(
+            material.session_dir() / "video500.mp4", [Path(t.data["video"]) for t in tasks[6:]], 500
+        )
         predictor = TimelineLabelsModel.create(
-            control_of(config), make_context(tmp_path / "models-a", cache_dir=tmp_path / "cache-predict")
+            material.control_of(config),
+            material.make_context(tmp_path / "models-a", cache_dir=tmp_path / "cache-predict"),
         )
         task = {"id": 99, "data": {"video": str(video)}}
         regions, predict_cold_s = timed(lambda: predictor.predict_regions(task))
         _, predict_warm_s = timed(lambda: predictor.predict_regions(task))
 
     print(
-        f"fit on 8 videos, cold features: {cold_s:6.1f} s  (train {cold['train_seconds']} s, "
-        f"{cold['epochs_run']} epochs, validation F1 {cold['validation_f1']})"
+        f"fit on 8 videos, cold features: {cold_s:6.1f} s  (train {cold['seconds']} s, "
+        f"{cold['epochs']} epochs, validation F1 {cold['best']['macro_f1']})"
     )
-    print(f"fit on 8 videos, warm features: {warm_s:6.1f} s  (train {warm['train_seconds']} s)")
+    print(f"fit on 8 videos, warm features: {warm_s:6.1f} s  (train {warm['seconds']} s)")
     print(
         f"retrain after an 8th annotation (warm start {retrain['warm_start']}): {retrain_s:6.1f} s "
-        f"({retrain['epochs_run']} epochs)"
+        f"({retrain['epochs']} epochs)"
     )
     print(
         f"predict a 500-frame video: cold cache {predict_cold_s:5.2f} s, warm {predict_warm_s:5.3f} s "

@@ -6,7 +6,7 @@ accuracy, macro-F1 over labels and segment F1 at IoU 0.5 for
 - watch: test on subjects 6-7, train on subjects 1 / 1-3 / 1-5 (a learning curve);
 with the baseline trained on the same split in the same run. Watch subjects 1-5 are trained once per seed
 of `--seeds` (cross-subject results vary with the seed), followed by the worst and mean macro-F1.
-Run: `.venv/bin/python bench/bench_timeseries_quality.py [--quick] [--seeds 0 1 2]`
+Run: `.venv/bin/python -m bench.bench_timeseries_quality [--quick] [--seeds 0 1 2]`
 (--quick: basicmotions + watch subjects 1-5 only).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -23,23 +22,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from label_studio_sdk.label_interface import LabelInterface
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.bench_timeseries_reference import fit_reference, predict_reference
+from control_models.base import AnnotatedTask, ModelContext
+from control_models.timeseries_labels import TimeSeriesLabelsModel
+from fixtures.data import SHARED_DATA
+from utils.labelstudio.media import MediaResolver
+from utils.service.model_store import ModelStore
+from utils.service.settings import Settings
+from utils.timeseries.reader import SeriesSpec, read_series
+from utils.timeseries.regions import regions_to_targets
+from utils.timeseries.time_axis import TimeAxis
 
-from bench_timeseries_reference import fit_reference, predict_reference  # noqa: E402
-from label_studio_sdk.label_interface import LabelInterface  # noqa: E402
-
-from control_models.base import AnnotatedTask, ModelContext  # noqa: E402
-from control_models.timeseries_labels import TimeSeriesLabelsModel  # noqa: E402
-from utils.labelstudio.media import MediaResolver  # noqa: E402
-from utils.service.model_store import ModelStore  # noqa: E402
-from utils.service.settings import Settings  # noqa: E402
-from utils.timeseries.reader import SeriesSpec, read_series  # noqa: E402
-from utils.timeseries.regions import regions_to_targets  # noqa: E402
-from utils.timeseries.time_axis import TimeAxis  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
+DATA = SHARED_DATA / "timeseries"
 
 
 def config_for(dataset: str) -> str:
@@ -108,7 +104,6 @@ def run_model_factory(dataset: str, name: str, tmp: Path) -> TimeSeriesLabelsMod
     )
     control = list(LabelInterface(config_for(dataset)).controls)[0]
     context = ModelContext(
-        project_id="bench",
         store=ModelStore(settings.model_dir).control_store(name, "label"),
         media=MediaResolver(cache_dir=settings.cache_dir, local_roots=(DATA, tmp.resolve())),
         settings=settings,

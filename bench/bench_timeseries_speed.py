@@ -1,11 +1,10 @@
 """Training time on all 7 watch subjects and predict latency for a 30,000-row CSV, through
 `TimeSeriesLabelsModel.fit` / `predict_regions`, with the reference-style baseline timed in the same run.
-Run: `.venv/bin/python bench/bench_timeseries_speed.py` (TORCH_THREADS=1 suits 2 shared cores)."""
+Run: `.venv/bin/python -m bench.bench_timeseries_speed` (TORCH_THREADS=1 suits 2 shared cores)."""
 
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,13 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_timeseries_quality import DATA, class_ids, load_tasks, run_model_factory  # noqa: E402
-from bench_timeseries_reference import fit_reference, predict_reference  # noqa: E402
-
-from utils.timeseries.reader import SeriesSpec, read_series  # noqa: E402
+from bench.bench_timeseries_quality import DATA, class_ids, load_tasks, run_model_factory
+from bench.bench_timeseries_reference import fit_reference, predict_reference
+from utils.timeseries.reader import SeriesSpec, read_series
 
 ROWS = 30_000
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -24,7 +26,6 @@ Progress = Callable[[int, int], None]  # (frames or samples done, total): long p
 class ModelContext:
     """What a control model may touch: its own store, media access, settings and shared caches."""
 
-    project_id: str
     store: ControlStore
     media: MediaResolver
     settings: Settings
@@ -40,11 +41,15 @@ class AnnotatedTask:
     regions: list[dict[str, Any]]
 
 
+logger = logging.getLogger(__name__)
+
+
 class ControlModel(ABC):
     """Predicts and learns the regions of one control tag (e.g. a `<TimelineLabels>`) of one project.
 
-    Subclasses set `tag` and `object_tags`, validate their attributes in `create()`, and implement
-    `predict_regions()` and `fit()`. Construction does no work; `create()` is where config errors surface.
+    Subclasses set `tag` and `object_tags`, read their attributes in `configure()` (called by `create()`),
+    and implement `predict_regions()`, `fit()` and `restore()`. Construction does no work; `create()` is where
+    config errors surface.
     """
 
     tag: ClassVar[str]
@@ -58,6 +63,10 @@ class ControlModel(ABC):
         self.object_tag = control.objects[0]
         self.value_key: str = self.object_tag.value_name
         self.labels: list[str] = list(control.labels)
+        self._saved_lock = threading.Lock()
+        self._saved_version: str | None = None
+        self._saved: tuple[Any, dict[str, Any]] | None = None
+        self._untrained_logged = False
 
     # --- dispatch -------------------------------------------------------------------------
     @classmethod
@@ -72,11 +81,12 @@ class ControlModel(ABC):
         if not control.labels:
             raise LabelConfigError(f"<{cls.tag} name={control.name!r}> has no <Label> children")
         model = cls(control, context)
-        model.validate()
+        model.configure()
         return model
 
-    def validate(self) -> None:
-        """Check the tag's attributes; subclasses raise LabelConfigError with the attribute's name."""
+    def configure(self) -> None:
+        """Read the tag's attributes and prepare what predictions need (e.g. load an encoder); raise
+        LabelConfigError naming the attribute that is unusable."""
         return None
 
     # --- work -----------------------------------------------------------------------------
@@ -97,6 +107,36 @@ class ControlModel(ABC):
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
         """Train on all annotated tasks of the project, save a new version, and return its metrics.
         Return `{"skipped": reason}` without saving when there is nothing to learn."""
+
+    def restore(self, state: dict[str, Any], meta: dict[str, Any]) -> Any:
+        """The predictor (e.g. a net in eval mode) from a saved state dict and its metadata; raise ValueError,
+        KeyError, TypeError or RuntimeError when it does not fit this control."""
+        raise NotImplementedError(f"{type(self).__name__} saves no model")
+
+    def trained(self) -> tuple[Any, dict[str, Any]] | None:
+        """`(restore(...), meta)` of the saved model, reloaded whenever another worker or thread saved a newer
+        version; None before the first training or while the saved model is unusable."""
+        version = self.context.store.current_version()
+        with self._saved_lock:
+            if version != self._saved_version:
+                self._saved, self._saved_version = self._load_saved(version), version
+            if self._saved is None and not self._untrained_logged:
+                logger.info(
+                    "%s: no usable trained model; predictions stay empty until training", self.from_name
+                )
+                self._untrained_logged = True
+            return self._saved
+
+    def _load_saved(self, version: str | None) -> tuple[Any, dict[str, Any]] | None:
+        saved = self.context.store.load() if version is not None else None
+        if saved is None:
+            return None
+        state, meta = saved
+        try:
+            return self.restore(state, meta), meta
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            logger.error("%s: saved model %s is unusable (%s); retrain it", self.from_name, version, exc)
+            return None
 
     @property
     def version(self) -> str:
@@ -146,23 +186,26 @@ def parse_bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def positive(cast: Callable[[str], T]) -> Callable[[str], T]:
-    """A caster for attributes that must be > 0, e.g. `self.attr("x", 16, positive(int))`."""
+def checked(cast: Callable[[str], T], ok: Callable[[T], bool], expected: str) -> Callable[[str], T]:
+    """A caster that also rejects values failing `ok`, saying what was `expected`."""
 
     def convert(raw: str) -> T:
         value = cast(raw)
-        if value <= 0:  # type: ignore[operator]
-            raise ValueError("expected a number > 0")
+        if not ok(value):
+            raise ValueError(f"expected {expected}")
         return value
 
     return convert
 
 
-def non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("expected an integer >= 0")
-    return value
+def positive(cast: Callable[[str], T]) -> Callable[[str], T]:
+    """For attributes that must be > 0, e.g. `self.attr("x", 16, positive(int))`."""
+    return checked(cast, lambda value: value > 0, "a number > 0")  # type: ignore[operator]
+
+
+def non_negative(cast: Callable[[str], T]) -> Callable[[str], T]:
+    """For attributes that must be >= 0, e.g. `self.attr("x", 2, non_negative(int))`."""
+    return checked(cast, lambda value: value >= 0, "a number >= 0")  # type: ignore[operator]
 
 
 def fraction(raw: str) -> float:

@@ -3,7 +3,9 @@ trained on YOLO frame features from every annotated task (trainable mode).
 
 Tag attributes (defaults in brackets): `model_trainable` [false]; `model_path` [yolov8n-cls.pt, looked up in
 MODEL_DIR / MODEL_ROOTS]; `model_score_threshold` [0.5]; `model_frame_step` [1: encode every k-th frame];
-`model_min_segment_frames` [3] and `model_merge_gap_frames` [2] against flicker; trainable mode:
+`model_min_segment_frames` [3], `model_merge_gap_frames` [2] and `model_switch_cost` [0.5 nats per minimum
+frame: what a label switch costs in the decoder's Viterbi smoothing; 0 = the plain threshold] against
+flicker; trainable mode:
 `model_classifier_epochs` [1000], `model_classifier_sequence_size` [16], `model_classifier_hidden_size` [32],
 `model_classifier_num_layers` [1], `model_classifier_f1_threshold` [0.95] and
 `model_classifier_accuracy_threshold` [1.0] (early stop once held-out frames reach both). Simple mode maps
@@ -14,32 +16,38 @@ reads it from the task], aligned to the decoded video by time.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from control_models.base import (
     AnnotatedTask,
     ControlModel,
     Progress,
     fraction,
-    non_negative_int,
+    non_negative,
     parse_bool,
     positive,
 )
 from utils.service.errors import LabelConfigError, TaskError
-from utils.temporal.timeline_net import NetConfig, TimelineNet, TrainConfig, predict_proba
+from utils.temporal.decoder import SWITCH_COST_PER_STEP, Segment, decode_multilabel
+from utils.temporal.timeline_net import (
+    HOLDOUT_BLOCK,
+    TimelineNet,
+    TimelineNetConfig,
+    TimelineTrainConfig,
+    predict_proba,
+)
 from utils.temporal.timeline_net import fit as fit_net
+from utils.temporal.training import holdout_split, new_net
 from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
 from utils.video.feature_cache import FeatureCache
 from utils.video.features import FeatureExtractor
 from utils.video.reader import probe_video
-from utils.video.regions import Segment, probs_to_segments, regions_to_frame_labels
+from utils.video.regions import regions_to_frame_labels, segment_value
 from utils.video.throughput import EncodeRate
 from utils.video.timing import (
     decoded_index_for_ls_frames,
@@ -53,33 +61,31 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = "yolov8n-cls.pt"
 
 
-def _offline(env: Any) -> bool:
-    return str(env.get("YOLO_OFFLINE", "")).strip().lower() in {"1", "true", "yes", "on"}
-
-
 class TimelineLabelsModel(ControlModel):
-    """One `<TimelineLabels>` control; attributes are read once in `validate()`."""
+    """One `<TimelineLabels>` control; attributes are read once in `configure()`."""
 
     tag = "TimelineLabels"
     object_tags = ("Video",)
 
     # --- configuration ---------------------------------------------------------------------
-    def validate(self) -> None:
+    def configure(self) -> None:
         attr = self.attr
         self.trainable = attr("model_trainable", False, parse_bool)
         self.score_threshold = attr("model_score_threshold", 0.5, fraction)
         self.frame_step = attr("model_frame_step", 1, positive(int))
         self.min_segment_frames = attr("model_min_segment_frames", 3, positive(int))
-        self.merge_gap_frames = attr("model_merge_gap_frames", 2, non_negative_int)
-        self.net_config_args = {
-            "hidden_size": attr("model_classifier_hidden_size", 32, positive(int)),
-            "num_layers": attr("model_classifier_num_layers", 1, positive(int)),
-        }
-        self.train_config = TrainConfig(
+        self.merge_gap_frames = attr("model_merge_gap_frames", 2, non_negative(int))
+        self.switch_cost = attr(
+            "model_switch_cost", SWITCH_COST_PER_STEP * self.min_segment_frames, non_negative(float)
+        )
+        self.hidden_size = attr("model_classifier_hidden_size", 32, positive(int))
+        self.num_layers = attr("model_classifier_num_layers", 1, positive(int))
+        self.train_config = TimelineTrainConfig(
             epochs=attr("model_classifier_epochs", 1000, positive(int)),
             sequence_size=attr("model_classifier_sequence_size", 16, positive(int)),
             f1_threshold=attr("model_classifier_f1_threshold", 0.95, fraction),
             accuracy_threshold=attr("model_classifier_accuracy_threshold", 1.0, fraction),
+            threshold=self.score_threshold,
         )
         frame_rate = self.object_tag.attr.get("frameRate")
         if frame_rate and not str(frame_rate).startswith("$"):
@@ -92,16 +98,11 @@ class TimelineLabelsModel(ControlModel):
             attr("model_path", DEFAULT_CHECKPOINT, str),
             model_dir=settings.model_dir,
             allowed_roots=settings.allowed_model_roots,
-            allow_download=not _offline(settings.env),
+            allow_download=not settings.yolo_offline,
         )
         encoder = self._encoder()
         if not self.trainable:
             self.class_map = self._match_classes(encoder.names)
-        self._net: TimelineNet | None = None
-        self._net_labels: list[str] = []
-        self._net_version: str | None = None
-        self._net_lock = threading.Lock()
-        self._untrained_logged = False
 
     def _match_classes(self, names: dict[int, str]) -> dict[str, list[int]]:
         """Label -> model class ids: the label itself or its `predicted_values` (comma separated)."""
@@ -191,7 +192,7 @@ class TimelineLabelsModel(ControlModel):
     def predict_seconds(self, task: dict[str, Any]) -> float:
         """Frames still to encode over the measured encoding rate; 0 when features are cached or when the
         prediction would stay empty anyway. Unusable media count as quick: predicting reports them."""
-        if self.trainable and self._trained_net() is None:
+        if self.trainable and self.trained() is None:
             return 0.0
         try:
             path = self.context.media.resolve(self.task_value(task), task.get("id"))
@@ -204,56 +205,42 @@ class TimelineLabelsModel(ControlModel):
 
     def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
         if self.trainable:
-            net = self._trained_net()
-            if net is None:
+            trained = self.trained()
+            if trained is None:
                 return []
+            net, meta = trained
             features, _ = self._frame_features(task, progress)
-            labels = self._net_labels
+            labels = list(meta["labels"])
             probs = predict_proba(net, features, self.train_config.sequence_size)
         else:
             _, class_probs = self._frame_features(task, progress)
             labels = list(self.class_map)
             probs = np.stack([class_probs[:, ids].max(1) for ids in self.class_map.values()], axis=1)
-        segments = probs_to_segments(
-            probs, labels, self.score_threshold, self.min_segment_frames, self.merge_gap_frames
-        )
+        segments = self.decode(probs)
         # A model trained before the label set changed still serves the labels the config keeps.
-        return [self._segment_region(segment) for segment in segments if segment.label in self.labels]
+        return [
+            self.region(segment_value(segment, labels), segment.score)
+            for segment in segments
+            if labels[segment.label] in self.labels
+        ]
 
-    def _segment_region(self, segment: Segment) -> dict[str, Any]:
-        return self.region(segment.value(), segment.score)
+    def decode(self, probs: np.ndarray) -> list[Segment]:
+        """Per-frame probabilities (frames, labels) -> segments, by the decoder time series use too."""
+        count = probs.shape[1]
+        return decode_multilabel(
+            probs,
+            self.score_threshold,
+            np.full(count, self.switch_cost),
+            np.full(count, self.min_segment_frames),
+            np.full(count, self.merge_gap_frames),
+        )
 
-    def _trained_net(self) -> TimelineNet | None:
-        """The saved network, reloaded whenever another worker or thread saved a newer version."""
-        version = self.context.store.current_version()
-        with self._net_lock:
-            if version is not None and version != self._net_version:
-                self._net, self._net_labels = self._load_net()
-                self._net_version = version
-            if self._net is None and not self._untrained_logged:
-                logger.info("%s: no trained model yet; predictions stay empty until training", self.from_name)
-                self._untrained_logged = True
-            return self._net
-
-    def _load_net(self) -> tuple[TimelineNet | None, list[str]]:
-        saved = self.context.store.load()
-        if saved is None:
-            return None, []
-        state, meta = saved
+    def restore(self, state: dict[str, Any], meta: dict[str, Any]) -> TimelineNet:
         if meta.get("encoder_id") != self._encoder().encoder_id:
-            logger.warning(
-                "%s: the saved model was trained with another frame encoder; predictions stay empty until "
-                "the next training",
-                self.from_name,
-            )
-            return None, []
-        try:
-            net = TimelineNet(NetConfig(**meta["net_config"]))
-            net.load_state_dict(state)
-        except (KeyError, TypeError, RuntimeError) as exc:
-            logger.error("%s: saved model is unusable (%s); retrain it", self.from_name, exc)
-            return None, []
-        return net.eval(), list(meta["labels"])
+            raise ValueError("it was trained with another frame encoder")
+        net = TimelineNet(TimelineNetConfig(**meta["net_config"]))
+        net.load_state_dict(state)
+        return net.eval()
 
     # --- training ---------------------------------------------------------------------------
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
@@ -274,13 +261,22 @@ class TimelineLabelsModel(ControlModel):
         if not any(target.any() for _, target in sequences):
             return {"skipped": "annotations hold no frames with labels of this control"}
 
-        torch.set_num_threads(self.context.settings.torch_threads)
-        config = NetConfig(
-            input_size=sequences[0][0].shape[1], output_size=len(self.labels), **self.net_config_args
+        config = TimelineNetConfig(
+            in_channels=sequences[0][0].shape[1],
+            n_outputs=len(self.labels),
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
         )
         net, warm = self._start_net(config)
         net.set_standardization([x for x, _ in sequences])
-        metrics = fit_net(net, sequences, self.train_config, threshold=self.score_threshold)
+        train_set, val_set = holdout_split(
+            [x for x, _ in sequences],
+            [y for _, y in sequences],
+            block=HOLDOUT_BLOCK,
+            min_tasks=None,
+            seed=self.train_config.seed,
+        )
+        metrics = fit_net(net, train_set, val_set, self.train_config)
         meta = {
             "net_config": asdict(config),
             "train_config": asdict(self.train_config),
@@ -296,10 +292,10 @@ class TimelineLabelsModel(ControlModel):
         logger.info("%s: trained %s on %d tasks: %s", self.from_name, version, len(task_ids), metrics)
         return {**metrics, "tasks": len(task_ids), "warm_start": warm, "version": version}
 
-    def _start_net(self, config: NetConfig) -> tuple[TimelineNet, bool]:
+    def _start_net(self, config: TimelineNetConfig) -> tuple[TimelineNet, bool]:
         """The saved network when architecture, labels and encoder are unchanged, else a fresh one."""
         saved = self.context.store.load()
-        net = TimelineNet(config)
+        net = new_net(lambda: TimelineNet(config), self.train_config.seed)
         if saved is None:
             return net, False
         state, meta = saved
@@ -314,5 +310,5 @@ class TimelineLabelsModel(ControlModel):
             net.load_state_dict(state)
         except RuntimeError as exc:
             logger.warning("%s: saved state does not fit (%s); training a fresh model", self.from_name, exc)
-            return TimelineNet(config), False
+            return new_net(lambda: TimelineNet(config), self.train_config.seed), False
         return net, True

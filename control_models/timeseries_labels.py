@@ -12,7 +12,7 @@ One sequence per task: windows never cross task borders. The net sees each chann
 with the training statistics saved beside the weights, and standardized within its own task, which removes a
 recording's offsets and gains (another person or sensor; see `model_input`). Early stopping uses held-out
 tasks (three tasks or more) or, with fewer tasks, held-out blocks spread over every task (see
-`utils.temporal.sequence_net.holdout_split`).
+`utils.temporal.training.holdout_split`).
 
 Tag attributes (TimelineLabels' names; the reference backend's environment variables are the defaults):
 `model_classifier_epochs` (TRAIN_EPOCHS), `model_classifier_sequence_size` (SEQUENCE_SIZE, samples per
@@ -29,26 +29,29 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-import torch
 
-from control_models.base import AnnotatedTask, ControlModel, Progress, fraction, parse_bool, positive
+from control_models.base import AnnotatedTask, ControlModel, Progress, fraction, positive
 from utils.service.errors import LabelConfigError, TaskError
-from utils.temporal.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
+from utils.temporal.decoder import (
+    SWITCH_COST_PER_STEP,
+    Segment,
+    collapse_to_peak,
+    decode_exclusive,
+    decode_multilabel,
+)
 from utils.temporal.sequence_net import (
-    NetConfig,
     SequenceNet,
-    TrainConfig,
-    holdout_split,
+    SequenceNetConfig,
+    SequenceTrainConfig,
     predict_logits,
     probabilities,
-    train,
 )
+from utils.temporal.sequence_net import fit as fit_net
+from utils.temporal.training import holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
 
@@ -56,7 +59,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
-SWITCH_COST_PER_SAMPLE = 0.5  # Viterbi switch cost, in nats per sample of the shortest segment
+
+
+def unless_none(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def _safe_std(values: np.ndarray) -> np.ndarray:
@@ -76,25 +82,10 @@ class TimeSeriesLabelsModel(ControlModel):
     tag: ClassVar[str] = "TimeSeriesLabels"
     object_tags: ClassVar[tuple[str, ...]] = ("TimeSeries",)
 
-    def __init__(self, control: Any, context: Any):
-        super().__init__(control, context)
-        self._lock = threading.Lock()
-        self._loaded: tuple[str, SequenceNet | None, dict[str, Any]] | None = None
-        self._warned_untrained = False
-
     # --- configuration ---------------------------------------------------------------------
-    def _env(self, name: str, default: T, cast: Callable[[str], T]) -> T:
-        """A default from the settings' environment snapshot; a bad value names the variable."""
-        raw = self.context.settings.env.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return cast(raw)
-        except (TypeError, ValueError) as exc:
-            raise LabelConfigError(f"environment variable {name}={raw!r} is invalid: {exc}") from exc
-
-    def validate(self) -> None:
-        env = self._env
+    def configure(self) -> None:
+        env = self.context.settings.timeseries
+        schedule = SequenceTrainConfig()
         obj = self.object_tag.attr
         value_type = obj.get("valueType", "url") or "url"
         if value_type not in ("url", "json"):
@@ -107,30 +98,38 @@ class TimeSeriesLabelsModel(ControlModel):
             sep=obj.get("sep", ",") or ",",
             time_format=obj.get("timeFormat", "") or "",
             channels=channel_columns(list(self.object_tag.children or [])),
-            max_rows=env("TIMESERIES_MAX_ROWS", DEFAULT_MAX_ROWS, positive(int)),
+            max_rows=unless_none(env.max_rows, DEFAULT_MAX_ROWS),
         )
-        self.train_config = TrainConfig(
+        self.train_config = SequenceTrainConfig(
             epochs=self.attr(
-                "model_classifier_epochs", env("TRAIN_EPOCHS", 60, positive(int)), positive(int)
+                "model_classifier_epochs", unless_none(env.epochs, schedule.epochs), positive(int)
             ),
             sequence_size=self.attr(
-                "model_classifier_sequence_size", env("SEQUENCE_SIZE", 512, positive(int)), positive(int)
+                "model_classifier_sequence_size",
+                unless_none(env.sequence_size, schedule.sequence_size),
+                positive(int),
             ),
             f1_threshold=self.attr(
-                "model_classifier_f1_threshold", env("MIN_CLASS_F1_THRESHOLD", 0.95, fraction), fraction
+                "model_classifier_f1_threshold",
+                unless_none(env.f1_threshold, schedule.f1_threshold),
+                fraction,
             ),
             accuracy_threshold=self.attr(
                 "model_classifier_accuracy_threshold",
-                env("BALANCED_ACCURACY_THRESHOLD", 1.0, fraction),
+                unless_none(env.accuracy_threshold, schedule.accuracy_threshold),
                 fraction,
             ),
-            class_weights=env("USE_CLASS_WEIGHTS", True, parse_bool),
+            class_weights=unless_none(env.class_weights, schedule.class_weights),
         )
         self.hidden_size = self.attr(
-            "model_classifier_hidden_size", env("HIDDEN_SIZE", 64, positive(int)), positive(int)
+            "model_classifier_hidden_size",
+            unless_none(env.hidden_size, SequenceNetConfig.hidden_size),
+            positive(int),
         )
         self.num_layers = self.attr(
-            "model_classifier_num_layers", env("NUM_LAYERS", 1, positive(int)), positive(int)
+            "model_classifier_num_layers",
+            unless_none(env.num_layers, SequenceNetConfig.num_layers),
+            positive(int),
         )
         self.score_threshold: float | None = self.attr("model_score_threshold", None, fraction)
         self.min_duration: float | None = self.attr("model_min_duration", None, positive(float))
@@ -154,7 +153,6 @@ class TimeSeriesLabelsModel(ControlModel):
 
     # --- training --------------------------------------------------------------------------
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
-        torch.set_num_threads(self.context.settings.torch_threads)
         sequences, targets, stats = self._training_data(tasks)
         if not sequences:
             return {"skipped": "no task with readable data and regions of this control"}
@@ -169,8 +167,8 @@ class TimeSeriesLabelsModel(ControlModel):
         stacked = np.concatenate(sequences)
         mean, std = stacked.mean(axis=0), _safe_std(stacked)
         sequences = [model_input(s, mean, std) for s in sequences]
-        train_set, val_set = holdout_split(sequences, targets, self.train_config.sequence_size)
-        net_config = NetConfig(
+        train_set, val_set = holdout_split(sequences, targets, block=2 * self.train_config.sequence_size)
+        net_config = SequenceNetConfig(
             in_channels=sequences[0].shape[1],
             n_outputs=len(self.labels) + (1 if mode == "exclusive" else 0),
             hidden_size=self.hidden_size,
@@ -184,7 +182,8 @@ class TimeSeriesLabelsModel(ControlModel):
             len(stacked),
             mode,
         )
-        net, report = train(net_config, train_config, train_set, val_set)
+        net = new_net(lambda: SequenceNet(net_config), train_config.seed)
+        report = fit_net(net, train_set, val_set, train_config)
         meta = {
             "labels": self.labels,
             "mode": mode,
@@ -272,37 +271,13 @@ class TimeSeriesLabelsModel(ControlModel):
         ]
 
     # --- prediction ------------------------------------------------------------------------
-    def _trained(self) -> tuple[SequenceNet, dict[str, Any]] | None:
-        """The live trained model, reloaded when another worker saved a new version."""
-        version = self.context.store.current_version()
-        with self._lock:
-            if version is None:
-                if not self._warned_untrained:
-                    logger.info(
-                        "%s is not trained yet: no predictions until the first training", self.from_name
-                    )
-                    self._warned_untrained = True
-                return None
-            if self._loaded is None or self._loaded[0] != version:
-                loaded = self.context.store.load()
-                if loaded is None:
-                    return None
-                state, meta = loaded
-                try:
-                    net = SequenceNet(NetConfig(**meta["net"]))
-                    net.load_state_dict(state)
-                except (KeyError, TypeError, RuntimeError) as exc:
-                    logger.error(
-                        "%s: saved model %s is unusable (%s); retrain it", self.from_name, version, exc
-                    )
-                    net = None
-                self._loaded = (version, net.eval() if net is not None else None, meta)
-            if self._loaded[1] is None:
-                return None
-            return self._loaded[1], self._loaded[2]
+    def restore(self, state: dict[str, Any], meta: dict[str, Any]) -> SequenceNet:
+        net = SequenceNet(SequenceNetConfig(**meta["net"]))
+        net.load_state_dict(state)
+        return net.eval()
 
     def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
-        trained = self._trained()
+        trained = self.trained()
         if trained is None:
             return []
         net, meta = trained
@@ -335,13 +310,13 @@ class TimeSeriesLabelsModel(ControlModel):
             gap = self._to_samples(self.merge_gap, period)
         if meta["mode"] == "exclusive":
             class_min = np.concatenate(([gap], min_len))
-            coded = decode_exclusive(probs, SWITCH_COST_PER_SAMPLE * class_min, class_min)
+            coded = decode_exclusive(probs, SWITCH_COST_PER_STEP * class_min, class_min)
             found = [Segment(s.label - 1, s.start, s.end, s.score) for s in coded]
             label_probs = probs[:, 1:]
         else:
             threshold = 0.5 if self.score_threshold is None else self.score_threshold
             found = decode_multilabel(
-                probs, threshold, SWITCH_COST_PER_SAMPLE * min_len, min_len, np.full_like(min_len, gap)
+                probs, threshold, SWITCH_COST_PER_STEP * min_len, min_len, np.full_like(min_len, gap)
             )
             label_probs = probs
         instant_set = set(meta["instant_labels"])

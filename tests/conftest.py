@@ -1,4 +1,4 @@
-"""Fixtures shared by all tests: settings on temp dirs, the shared data folder, an app with test models."""
+"""Fixtures shared by all tests: settings on temp dirs and the test data folder (`tests/data`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.data import TEST_DATA
 from utils.service.settings import Settings
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
@@ -17,9 +16,10 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared data not found at {SHARED_DATA} (the repo must sit beside ../shared)")
-    return SHARED_DATA
+    """The small data sets inside the repo (tests/data, copied from ../shared/data; see its README)."""
+    if not TEST_DATA.is_dir():
+        pytest.fail(f"test data not found at {TEST_DATA}: it is part of the repository, restore it from git")
+    return TEST_DATA
 
 
 @pytest.fixture()
@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
         {
             "MODEL_DIR": str(tmp_path / "models"),
             "CACHE_DIR": str(tmp_path / "cache"),
-            "MEDIA_ROOTS": str(SHARED_DATA),
+            "MEDIA_ROOTS": str(TEST_DATA),
             "TORCH_THREADS": "1",
             "MEDIA_TIMEOUT": "2",
         }

@@ -43,8 +43,8 @@ class RecordingTimelineModel(ControlModel):
                 for label in region["value"].get("timelinelabels", []):
                     counts[label] += 1
         # a subprocess (gunicorn, RQ worker) gets its delay from the environment
-        time.sleep(float(self.context.settings.env.get("RECORDING_FIT_SECONDS", self.fit_seconds)))
-        burn_until = time.time() + float(self.context.settings.env.get("RECORDING_FIT_BURN_SECONDS", "0"))
+        time.sleep(float(os.environ.get("RECORDING_FIT_SECONDS", self.fit_seconds)))
+        burn_until = time.time() + float(os.environ.get("RECORDING_FIT_BURN_SECONDS", "0"))
         matrix = torch.rand(256, 256)
         while time.time() < burn_until:  # a CPU-bound training, for benchmarks
             matrix = torch.tanh(matrix @ matrix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 from tests.app_factory import make_app
 
@@ -12,7 +13,7 @@ def header(user: str, password: str) -> dict:
 
 
 def test_every_route_needs_basic_auth_when_configured(settings) -> None:
-    client = make_app(settings.with_overrides(basic_auth_user="ls", basic_auth_pass="s3cret")).test_client()
+    client = make_app(replace(settings, basic_auth_user="ls", basic_auth_pass="s3cret")).test_client()
     for method, path in [
         ("GET", "/health"),
         ("GET", "/"),

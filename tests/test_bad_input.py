@@ -76,12 +76,15 @@ def test_empty_task_list(client) -> None:
     ],
 )
 def test_unusable_task_gets_empty_result_and_batch_succeeds(client, task, shared_data) -> None:
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))
+    client.application.config["BACKEND"].jobs.wait_idle("1")
     good = {"id": 9, "data": {"video": str(shared_data / "video/spliced/spliced_train0.mp4")}}
     payload = {"tasks": [task, good], "project": "1.1", "label_config": VIDEO_CONFIG}
     response = client.post("/predict", json=payload)
     assert response.status_code == 200
     results = response.get_json()["results"]
     assert len(results) == 2 and results[0]["result"] == [] and results[0]["error"]
+    assert [r["value"]["timelinelabels"] for r in results[1]["result"]] == [["Goal"]]  # the good one predicts
     assert client.get("/health").status_code == 200
 
 

@@ -7,16 +7,27 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.data import TEST_DATA, require
 from tests.app_factory import make_app
 
-PAYLOADS = sorted((Path(__file__).resolve().parents[2] / "shared/data/ls-payloads").glob("*.json"))
+RECORDED = require(TEST_DATA / "ls-payloads")
+PAYLOADS = sorted(RECORDED.glob("*.json"))
+assert PAYLOADS, f"no recorded requests in {RECORDED}"
+LOCAL_VIDEO = str(TEST_DATA / "video/spliced/spliced_train0.mp4")
+
+
+def recorded_json(name: str) -> dict:
+    return json.loads((RECORDED / f"{name}.json").read_text())["json"]
 
 
 @pytest.fixture()
 def client(settings):
     app = make_app(settings)
     yield app.test_client()
-    app.config["BACKEND"].jobs.status()
+    jobs = app.config["BACKEND"].jobs
+    for project, state in jobs.status().items():  # every training a replayed webhook queued must succeed
+        final = jobs.wait_idle(project, timeout_s=30)
+        assert final["failures"] == 0, (project, state, final["last"])
 
 
 @pytest.mark.parametrize("recorded", PAYLOADS, ids=lambda p: p.stem)
@@ -47,8 +58,27 @@ def test_recorded_request_gets_expected_answer(client, recorded: Path) -> None:
 
 
 def test_setup_and_predict_report_the_same_version(client) -> None:
-    setup = json.loads((PAYLOADS[0].parent / "video_post_setup.json").read_text())["json"]
-    predict = json.loads((PAYLOADS[0].parent / "video_post_predict.json").read_text())["json"]
+    setup = recorded_json("video_post_setup")
+    predict = recorded_json("video_post_predict")
     version = client.post("/setup", json=setup).get_json()["model_version"]
     results = client.post("/predict", json=predict).get_json()["results"]
     assert {r["model_version"] for r in results} == {version}
+
+
+def test_recorded_annotation_trains_and_then_predicts_its_label(client, settings) -> None:
+    client.post("/setup", json=recorded_json("video_post_setup"))
+    event = recorded_json("video_post_webhook_ANNOTATION_CREATED")
+    assert client.post("/webhook", json=event).get_json()["status"] == "queued"
+    assert (
+        client.application.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)["last"]["status"] == "finished"
+    )
+    predict = recorded_json("video_post_predict")
+    predict["tasks"] = [{**task, "data": {"video": LOCAL_VIDEO}} for task in predict["tasks"]]
+    results = client.post("/predict", json=predict).get_json()["results"]
+    regions = [region for item in results for region in item["result"]]
+    assert len(regions) == len(predict["tasks"])
+    assert {(r["from_name"], r["to_name"], r["type"]) for r in regions} == {
+        ("label", "video", "timelinelabels")
+    }
+    assert {label for r in regions for label in r["value"]["timelinelabels"]} == {"Ball"}
+    assert all(item["score"] > 0 for item in results)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -62,5 +64,5 @@ def test_distinct_names_stay_distinct() -> None:
 
 
 def test_settings_never_show_secrets(settings) -> None:
-    secret = settings.with_overrides(label_studio_api_key="tok-123", basic_auth_pass="pw-456")
+    secret = replace(settings, label_studio_api_key="tok-123", basic_auth_pass="pw-456")
     assert "tok-123" not in repr(secret) and "pw-456" not in repr(secret)

@@ -7,11 +7,12 @@ import json
 
 from label_studio_sdk.label_interface import LabelInterface
 
+from fixtures.data import TEST_DATA
+from fixtures.timeline import session_dir, spliced_checkpoint, spliced_tasks
 from model import TemporalBackend
-from tests.timeline_support import SHARED_DATA, session_dir, spliced_checkpoint, spliced_tasks
 from utils.service.settings import Settings
 
-BASICMOTIONS = SHARED_DATA / "timeseries" / "basicmotions"
+BASICMOTIONS = TEST_DATA / "timeseries" / "basicmotions"
 
 
 def synced_config(checkpoint: str) -> str:
@@ -37,7 +38,7 @@ def test_synced_video_and_time_series_train_and_predict_separately(tmp_path) -> 
             "MODEL_DIR": str(tmp_path / "models"),
             "CACHE_DIR": str(session_dir() / "cache"),
             "MODEL_ROOTS": str(checkpoint.parent),
-            "MEDIA_ROOTS": str(SHARED_DATA),
+            "MEDIA_ROOTS": str(TEST_DATA),
             "TORCH_THREADS": "2",
         }
     )

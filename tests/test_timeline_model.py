@@ -10,7 +10,7 @@ import torch
 
 from control_models.base import AnnotatedTask, ModelContext
 from control_models.timeline_labels import TimelineLabelsModel
-from tests.timeline_support import (
+from fixtures.timeline import (
     FROM_NAME,
     OPOSSUM,
     annotated,
@@ -23,9 +23,9 @@ from tests.timeline_support import (
     spliced_tasks,
     timeline_config,
 )
-from tests.yolo_checkpoint import build_checkpoint
+from fixtures.yolo_checkpoint import build_checkpoint
 from utils.service.errors import LabelConfigError, TaskError
-from utils.temporal.timeline_net import macro_f1
+from utils.temporal.training import scores
 from utils.video.regions import regions_to_frame_labels
 
 
@@ -117,18 +117,18 @@ def test_trainable_model_learns_spliced_videos_and_predicts_held_out_ones(tmp_pa
 
     metrics = trainer.fit([annotated(t) for t in tasks[:4]])
     assert metrics["tasks"] == 4 and not metrics["warm_start"]
-    meta = ctx.store.load_meta()
+    meta = ctx.store.load()[1]
     assert meta["task_ids"] == [1, 2, 3, 4] and meta["labels"] == labels
 
-    scores = []
+    f1s = []
     for task in tasks[6:]:
         regions = predictor.predict_regions(task)  # picks up the version the other instance saved
         assert_valid_prediction(config, regions)
         assert len({r["id"] for r in regions}) == len(regions)
         predicted = regions_to_frame_labels(regions, FROM_NAME, labels, 500)
         truth = regions_to_frame_labels(task["annotations"][0]["result"], FROM_NAME, labels, 500)
-        scores.append(macro_f1(truth, predicted))
-    assert np.mean(scores) > 0.5, scores  # chance (random frames) is about 0.2
+        f1s.append(scores(truth, predicted)["macro_f1"])
+    assert np.mean(f1s) > 0.5, f1s  # chance (random frames) is about 0.2
 
 
 def test_adding_a_label_starts_fresh_and_more_annotations_warm_start(tmp_path):
@@ -138,12 +138,12 @@ def test_adding_a_label_starts_fresh_and_more_annotations_warm_start(tmp_path):
     assert not first["warm_start"]
 
     more = create(trainable_config(labels, epochs=5), ctx).fit([annotated(t) for t in tasks[:2]])
-    assert more["warm_start"] and ctx.store.load_meta()["task_ids"] == [1, 2]
+    assert more["warm_start"] and ctx.store.load()[1]["task_ids"] == [1, 2]
 
     extended = create(trainable_config([*labels, "new_label"], epochs=5), ctx)
     retrained = extended.fit([annotated(t) for t in tasks[:2]])
     assert not retrained["warm_start"]
-    assert ctx.store.load_meta()["labels"][-1] == "new_label"
+    assert ctx.store.load()[1]["labels"][-1] == "new_label"
     assert extended.predict_regions(tasks[2]) is not None
 
 

@@ -1,14 +1,9 @@
-"""Converters between TimelineLabels regions and per-frame label arrays, and flicker removal."""
+"""Converters between TimelineLabels regions and per-frame label arrays, through the shared decoder."""
 
 import numpy as np
 
-from utils.video.regions import (
-    clean_mask,
-    frame_labels_to_segments,
-    mask_to_spans,
-    probs_to_segments,
-    regions_to_frame_labels,
-)
+from utils.temporal.decoder import decode_multilabel
+from utils.video.regions import regions_to_frame_labels, segment_value
 
 LABELS = ["a", "b", "c"]
 
@@ -45,35 +40,44 @@ def test_only_this_controls_timeline_regions_count():
     assert target[:, 2].tolist() == [0, 0, 0, 0, 1, 1]  # clipped to the video's length
 
 
+def decode(probs: np.ndarray, min_frames: int = 1, merge_gap: int = 0, switch_cost: float = 0.0) -> list:
+    count = probs.shape[1]
+    return decode_multilabel(
+        probs, 0.5, np.full(count, switch_cost), np.full(count, min_frames), np.full(count, merge_gap)
+    )
+
+
 def test_round_trip_regions_frames_segments():
     regions = [region("a", (1, 3), (7, 9)), region("b", (2, 8)), region("c", (10, 10))]
     target = regions_to_frame_labels(regions, "tl", LABELS, 10)
-    segments = frame_labels_to_segments(target, LABELS)
-    assert {(s.label, s.start, s.end) for s in segments} == {
+    values = [segment_value(s, LABELS) for s in decode(target.astype(np.float32))]
+    assert sorted(
+        (v["timelinelabels"][0], v["ranges"][0]["start"], v["ranges"][0]["end"]) for v in values
+    ) == [
         ("a", 1, 3),
         ("a", 7, 9),
         ("b", 2, 8),
         ("c", 10, 10),
-    }
-    back = [region(s.label, (s.start, s.end)) for s in segments]
+    ]
+    back = [{"from_name": "tl", "type": "timelinelabels", "value": v} for v in values]
     np.testing.assert_array_equal(regions_to_frame_labels(back, "tl", LABELS, 10), target)
 
 
-def test_mask_to_spans_handles_edges():
-    assert mask_to_spans(np.array([1, 1, 0, 1], dtype=bool)) == [(1, 2), (4, 4)]
-    assert mask_to_spans(np.zeros(3, dtype=bool)) == []
+def test_decoding_merges_small_gaps_then_drops_short_runs():
+    mask = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0], dtype=np.float32)[:, None]
+    assert [(s.start, s.end) for s in decode(mask, min_frames=2, merge_gap=1)] == [(0, 5)]
 
 
-def test_clean_mask_merges_small_gaps_then_drops_short_runs():
-    mask = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0], dtype=bool)
-    cleaned = clean_mask(mask, min_frames=2, merge_gap=1)
-    assert mask_to_spans(cleaned) == [(1, 6)]
+def test_switch_cost_smooths_flicker_that_the_threshold_keeps():
+    probs = np.full((30, 1), 0.9, dtype=np.float32)
+    probs[10:12] = 0.4  # a dip below the threshold, longer than the merge gap
+    assert len(decode(probs)) == 2
+    assert [(s.start, s.end) for s in decode(probs, switch_cost=2.0)] == [(0, 29)]
 
 
-def test_probs_to_segments_scores_by_mean_probability():
+def test_segments_score_by_mean_probability_and_become_one_based_frames():
     probs = np.array([[0.9, 0.1], [0.7, 0.1], [0.2, 0.8]])
-    segments = probs_to_segments(probs, ["a", "b"], threshold=0.5)
-    assert (segments[0].label, segments[0].start, segments[0].end) == ("a", 1, 2)
-    assert abs(segments[0].score - 0.8) < 1e-6
-    assert segments[0].value() == {"ranges": [{"start": 1, "end": 2}], "timelinelabels": ["a"]}
-    assert (segments[1].label, segments[1].start, segments[1].end) == ("b", 3, 3)
+    first, second = sorted(decode(probs), key=lambda s: s.start)
+    assert abs(first.score - 0.8) < 1e-6
+    assert segment_value(first, ["a", "b"]) == {"ranges": [{"start": 1, "end": 2}], "timelinelabels": ["a"]}
+    assert segment_value(second, ["a", "b"]) == {"ranges": [{"start": 3, "end": 3}], "timelinelabels": ["b"]}

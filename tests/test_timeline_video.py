@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.timeline_support import OPOSSUM, SPLICED, session_dir
-from tests.yolo_checkpoint import build_checkpoint
+from fixtures.timeline import OPOSSUM, SPLICED, session_dir
+from fixtures.yolo_checkpoint import build_checkpoint
 from utils.service.errors import LabelConfigError, TaskError
 from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
 from utils.video.feature_cache import FeatureCache

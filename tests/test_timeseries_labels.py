@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from control_models.timeseries_labels import TimeSeriesLabelsModel, model_input
 from utils.labelstudio.media import MediaResolver
 from utils.service.errors import LabelConfigError, TaskError
 from utils.service.model_store import ModelStore
-from utils.service.settings import Settings
+from utils.service.settings import Settings, TimeSeriesDefaults
 
 FAST = 'model_classifier_epochs="3" model_classifier_sequence_size="64" model_classifier_hidden_size="16"'
 BASIC_CONFIG = f"""<View>
@@ -43,7 +44,6 @@ def make_model(
     assert len(controls) == 1
     control = controls[0]
     context = ModelContext(
-        project_id="1",
         store=ModelStore(settings.model_dir).control_store("1", name or control.name),
         media=MediaResolver(cache_dir=settings.cache_dir, local_roots=(shared_data,)),
         settings=settings,
@@ -89,7 +89,7 @@ def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings,
     model = make_model(BASIC_CONFIG, settings, shared_data)
     metrics = model.fit(basicmotions_tasks(shared_data, "basicmotions_train"))
     assert metrics["mode"] == "exclusive" and metrics["tasks"] == 4
-    meta = model.context.store.load_meta()
+    meta = model.context.store.load()[1]
     assert len(meta["mean"]) == 6 and meta["labels"] == model.labels
     task = basicmotions_tasks(shared_data, "basicmotions_test0")[0]
     regions = model.predict_regions({"id": 7, "data": task.data})
@@ -168,7 +168,7 @@ def test_synced_video_config_trains_the_timeseries_control_on_its_own_regions(
     tasks[0].regions.append(video_region)
     metrics = model.fit(tasks)
     assert metrics["mode"] == "multilabel"
-    meta = model.context.store.load_meta()
+    meta = model.context.store.load()[1]
     assert meta["instant_labels"] == [2] and meta["channels"] == ["a", "b"]
     regions = model.predict_regions({"id": 5, "data": synthetic_task(5, seed=5).data})
     assert_valid(SYNCED_CONFIG, regions)
@@ -184,10 +184,9 @@ def test_bad_attribute_is_a_config_error_naming_it(settings: Settings, shared_da
         make_model(config, settings, shared_data)
 
 
-def test_environment_snapshot_gives_defaults(settings: Settings, shared_data: Path) -> None:
-    env_settings = settings.with_overrides(
-        env={"TRAIN_EPOCHS": "7", "SEQUENCE_SIZE": "128", "USE_CLASS_WEIGHTS": "false"}
-    )
+def test_environment_settings_give_defaults(settings: Settings, shared_data: Path) -> None:
+    env = {"TRAIN_EPOCHS": "7", "SEQUENCE_SIZE": "128", "USE_CLASS_WEIGHTS": "false"}
+    env_settings = replace(settings, timeseries=TimeSeriesDefaults.from_env(env))
     config = BASIC_CONFIG.replace(FAST, "")
     model = make_model(config, env_settings, shared_data)
     assert model.train_config.epochs == 7
@@ -222,3 +221,8 @@ def test_other_channels_than_trained_on_get_a_task_error(settings, shared_data) 
     assert model.predict_regions(task)  # the trained channel order predicts
     with pytest.raises(TaskError, match="trained on"):
         other.predict_regions(task)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="TRAIN_EPOCHS"):
+        Settings.from_env({"TRAIN_EPOCHS": "many"})

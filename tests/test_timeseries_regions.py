@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.temporal.segments import Segment
+from utils.temporal.decoder import Segment
 from utils.timeseries.regions import regions_to_targets, segment_value
 from utils.timeseries.time_axis import TimeAxis
 

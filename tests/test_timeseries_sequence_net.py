@@ -1,4 +1,4 @@
-"""utils/sequence_net.py: held-out splits, windows inside sequences, prediction on any length, training."""
+"""The time-series net: windows inside sequences, prediction on any length, training through the shared loop."""
 
 from __future__ import annotations
 
@@ -6,34 +6,15 @@ import numpy as np
 import torch
 
 from utils.temporal.sequence_net import (
-    NetConfig,
     SequenceNet,
-    TrainConfig,
+    SequenceNetConfig,
+    SequenceTrainConfig,
     _sample_windows,
     epoch_windows,
-    holdout_split,
+    fit,
     predict_logits,
     probabilities,
-    train,
 )
-
-
-def test_three_or_more_tasks_hold_out_whole_tasks() -> None:
-    sequences = [np.full((50, 1), i, dtype=np.float32) for i in range(5)]
-    (train_x, _), (val_x, _) = holdout_split(sequences, [np.zeros(50)] * 5, window=16)
-    assert len(train_x) == 4 and len(val_x) == 1
-    assert {float(x[0, 0]) for x in train_x} | {float(val_x[0][0, 0])} == {0, 1, 2, 3, 4}
-
-
-def test_few_tasks_hold_out_blocks_and_keep_training_pieces_apart() -> None:
-    x = np.arange(1000, dtype=np.float32)[:, None]
-    (train_x, _), (val_x, _) = holdout_split([x], [np.zeros(1000)], window=50)
-    held = np.concatenate(val_x)[:, 0]
-    kept = np.concatenate(train_x)[:, 0]
-    assert len(held) + len(kept) == 1000 and not set(held) & set(kept)
-    assert 0.1 < len(held) / 1000 < 0.3
-    for piece in train_x:  # every training piece is contiguous: no window can span a held-out block
-        assert np.all(np.diff(piece[:, 0]) == 1)
 
 
 def test_sampled_windows_never_cross_sequence_borders() -> None:
@@ -48,7 +29,7 @@ def test_sampled_windows_never_cross_sequence_borders() -> None:
 
 
 def test_windows_per_epoch_follow_the_training_data_within_bounds() -> None:
-    config = TrainConfig(sequence_size=100, passes_per_epoch=2, min_windows=10, max_windows=50)
+    config = SequenceTrainConfig(sequence_size=100, passes_per_epoch=2, min_windows=10, max_windows=50)
     assert epoch_windows(200, config) == 10  # a tiny project still takes a few steps per epoch
     assert epoch_windows(1500, config) == 30
     assert epoch_windows(10**6, config) == 50
@@ -56,7 +37,7 @@ def test_windows_per_epoch_follow_the_training_data_within_bounds() -> None:
 
 def test_predict_logits_covers_any_length() -> None:
     torch.manual_seed(0)
-    net = SequenceNet(NetConfig(in_channels=2, n_outputs=3, hidden_size=8))
+    net = SequenceNet(SequenceNetConfig(in_channels=2, n_outputs=3, hidden_size=8))
     for length in (1, 3, 37, 300):
         logits = predict_logits(net, np.random.randn(length, 2).astype(np.float32), size=64)
         assert logits.shape == (length, 3)
@@ -74,15 +55,7 @@ def test_training_learns_a_level_shift_on_held_out_data() -> None:
 
     train_set = tuple(map(list, zip(*[make(400) for _ in range(2)], strict=True)))
     val_set = tuple(map(list, zip(make(400), strict=True)))
-    net, report = train(
-        NetConfig(in_channels=1, n_outputs=3, hidden_size=8),
-        TrainConfig(epochs=6, sequence_size=64, min_epochs=1),
-        train_set,
-        val_set,
-    )
+    net = SequenceNet(SequenceNetConfig(in_channels=1, n_outputs=3, hidden_size=8))
+    report = fit(net, train_set, val_set, SequenceTrainConfig(epochs=6, sequence_size=64, min_epochs=1))
     assert report["best"]["macro_f1"] > 0.9
-
-
-def test_a_one_sample_series_still_has_training_data() -> None:
-    (train_x, _), (val_x, _) = holdout_split([np.ones((1, 2))], [np.zeros(1)], window=16)
-    assert sum(len(x) for x in train_x) == 1 and sum(len(x) for x in val_x) == 1
+    assert 1 <= report["epochs"] <= 6 and not net.training

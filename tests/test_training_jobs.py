@@ -46,7 +46,7 @@ def test_burst_of_ten_events_trains_at_most_twice(settings, slow_fit) -> None:
     assert 1 <= len(fit_log(settings)) <= 2
     assert state["trained"] == state["requested"] == 10
     # the last training saw every annotation of the burst
-    meta = app.config["BACKEND"].store.control_store("1", "label").load_meta()
+    meta = app.config["BACKEND"].store.control_store("1", "label").load()[1]
     assert sorted(meta["task_ids"]) == list(range(1, 11))
 
 
@@ -114,7 +114,7 @@ def test_deleted_and_cancelled_annotations_are_not_trained_on(settings) -> None:
         },
     )
     backend.jobs.wait_idle("1")
-    meta = backend.store.control_store("1", "label").load_meta()
+    meta = backend.store.control_store("1", "label").load()[1]
     assert meta["task_ids"] == [1]
 
 

@@ -95,7 +95,7 @@ def yolo_checkpoint(names: list[str]) -> Callable[[Path], None]:
     yaml with `names` as its classes (nothing can be downloaded here)."""
 
     def place(model_dir: Path) -> None:
-        from tests.yolo_checkpoint import build_checkpoint  # torch loads only for the tests that need it
+        from fixtures.yolo_checkpoint import build_checkpoint  # torch loads only for the tests that need it
 
         build_checkpoint(model_dir / "yolov8n-cls.pt", names=names)
 

@@ -177,9 +177,9 @@ def start_backend(
     auth: tuple[str, str] | None = None,
     timeout_s: float = 90,
 ) -> Server:
-    """The backend as the README starts it: gunicorn with gunicorn.conf.py and `_wsgi:create_app()`."""
+    """The backend as the README starts it: gunicorn with gunicorn.conf.py and `_wsgi:app`."""
     port = free_port()
     env = backend_env(HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="DEBUG", **env_overrides)
-    cmd = [str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:create_app()"]
+    cmd = [str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:app"]
     server = _spawn("backend", cmd, env, REPO, log_path, f"http://127.0.0.1:{port}", auth)
     return _healthy_or_stopped(server, timeout_s)

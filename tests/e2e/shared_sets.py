@@ -1,4 +1,4 @@
-"""The shared data sets as Label Studio projects: labeling configs, tasks that point at local-files storage,
+"""The test data sets (tests/data) as Label Studio projects: labeling configs, tasks that point at local-files storage,
 and the ground-truth annotations (from the shared tasks.json) to submit through Label Studio's API."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 class Dataset:
     """One shared folder: its media sit under `<document root>/<folder>` for Label Studio and the backend."""
 
-    source: Path  # e.g. ../shared/data/video/spliced
+    source: Path  # e.g. tests/data/video/spliced
     folder: str  # the folder name inside LOCAL_FILES_DOCUMENT_ROOT
     data_key: str  # the task data field holding the media reference
 

@@ -18,7 +18,7 @@ from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.outbound import OutboundPolicy, origin_of
 from utils.service.disk_budget import evict_least_recently_used, touch
 from utils.service.errors import MediaError
-from utils.service.files import write_atomic
+from utils.service.files import file_inside, resolve_inside, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +84,12 @@ class MediaResolver:
         if not path.is_absolute():  # a name relative to a media root, never to the working directory
             found = [root / path for root in self.local_roots if (root / path).is_file()]
             path = found[0] if found else (self.local_roots[0] / path if self.local_roots else path)
-        resolved = path.resolve()
-        if not any(resolved.is_relative_to(root) for root in self.local_roots):
+        try:
+            return file_inside(path, self.local_roots)
+        except ValueError as exc:
             raise MediaError(
-                f"media {reference!r}: local paths are only read under MEDIA_ROOTS "
-                f"({', '.join(map(str, self.local_roots)) or 'none configured'})"
-            )
-        if not resolved.is_file():
-            raise MediaError(f"media {reference!r}: no such file")
-        return resolved
+                f"media {reference!r}: {exc}; local paths are read under MEDIA_ROOTS only"
+            ) from exc
 
     def _local_files_path(self, reference: str) -> Path | None:
         """`/data/local-files/?d=x` read straight from disk when Label Studio's document root is shared."""
@@ -100,10 +97,8 @@ class MediaResolver:
         if root is None or not reference.startswith("/data/local-files/"):
             return None
         relative = parse_qs(urlparse(reference).query).get("d", [""])[0]
-        candidate = (root / unquote(relative)).resolve()
-        if candidate.is_relative_to(root) and candidate.is_file():
-            return candidate
-        return None
+        candidate = resolve_inside(root / unquote(relative), (root,))
+        return candidate if candidate is not None and candidate.is_file() else None
 
     # --- remote files ----------------------------------------------------------------------
     def _label_studio_url(self, reference: str) -> str:

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,22 @@ def safe_name(value: object, max_length: int = 64) -> str:
     return f"{cleaned[: max_length - 11]}-{digest}"
 
 
-def ensure_inside(path: Path, root: Path) -> Path:
-    """Resolve `path` and refuse it unless it lies inside `root`."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise ValueError(f"path {path} escapes {root}")
+def resolve_inside(path: Path, roots: Iterable[Path]) -> Path | None:
+    """`path` resolved (`~`, `..` and symlinks followed) when it lies inside one of `roots`, else None: the one
+    check that keeps reads and writes inside the directories the service was given."""
+    resolved = path.expanduser().resolve()
+    return resolved if any(resolved.is_relative_to(root.resolve()) for root in roots) else None
+
+
+def file_inside(path: Path, roots: tuple[Path, ...]) -> Path:
+    """An existing file inside one of `roots`, resolved; else ValueError saying which of the two failed."""
+    resolved = resolve_inside(path, roots)
+    if resolved is None:
+        raise ValueError(
+            f"outside the allowed directories ({', '.join(map(str, roots)) or 'none configured'})"
+        )
+    if not resolved.is_file():
+        raise ValueError(f"no such file {resolved}")
     return resolved
 
 

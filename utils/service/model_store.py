@@ -61,13 +61,6 @@ class ControlStore:
             return None
         return state, meta
 
-    def load_meta(self) -> dict[str, Any] | None:
-        version = self.current_version()
-        if version is None:
-            return None
-        meta = read_json(self.root / "versions" / safe_name(version) / "meta.json")
-        return meta if isinstance(meta, dict) else None
-
     def _prune(self, keep: str) -> None:
         versions = sorted(p for p in (self.root / "versions").iterdir() if p.is_dir())
         for old in versions[:-KEEP_VERSIONS]:

@@ -1,18 +1,84 @@
-"""Service configuration, read once from the environment when the app is created."""
+"""Service configuration: typed fields, read once from the environment when the app is created, so nothing
+reads `os.environ` later and a bad value stops the start with a message naming the variable."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+from typing import TypeVar
+
+T = TypeVar("T")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
 
 
 def _paths(value: str | None) -> tuple[Path, ...]:
     if not value:
         return ()
     return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p)
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError("expected true or false")
+    return value in TRUE_WORDS
+
+
+def _number(cast: Callable[[str], T], low: float, high: float = float("inf")) -> Callable[[str], T]:
+    def convert(raw: str) -> T:
+        value = cast(raw)
+        if not low <= value <= high:  # type: ignore[operator]
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return convert
+
+
+@dataclass(frozen=True)
+class TimeSeriesDefaults:
+    """What the environment sets for `<TimeSeriesLabels>`, under the names of Label Studio's reference segmenter
+    (TRAIN_EPOCHS, ...), so its users keep their settings; None where unset (the net's own default holds)."""
+
+    epochs: int | None = None
+    sequence_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    f1_threshold: float | None = None
+    accuracy_threshold: float | None = None
+    class_weights: bool | None = None
+    max_rows: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TimeSeriesDefaults:
+        read = _reader(env)
+        return cls(
+            epochs=read("TRAIN_EPOCHS", None, _number(int, 1)),
+            sequence_size=read("SEQUENCE_SIZE", None, _number(int, 1)),
+            hidden_size=read("HIDDEN_SIZE", None, _number(int, 1)),
+            num_layers=read("NUM_LAYERS", None, _number(int, 1)),
+            f1_threshold=read("MIN_CLASS_F1_THRESHOLD", None, _number(float, 0, 1)),
+            accuracy_threshold=read("BALANCED_ACCURACY_THRESHOLD", None, _number(float, 0, 1)),
+            class_weights=read("USE_CLASS_WEIGHTS", None, _flag),
+            max_rows=read("TIMESERIES_MAX_ROWS", None, _number(int, 1)),
+        )
+
+
+def _reader(env: Mapping[str, str]) -> Callable[[str, T | None, Callable[[str], T]], T | None]:
+    """`read(name, default, cast)`: a variable converted by `cast`, or `default` when unset or empty."""
+
+    def read(name: str, default: T | None, cast: Callable[[str], T]) -> T | None:
+        raw = env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return cast(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"environment variable {name}={raw!r} is invalid: {exc}") from exc
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -46,13 +112,13 @@ class Settings:
     repredict_max_tasks: int = 1000
     push_attempts: int = 4
     push_backoff_s: float = 2.0
-    # The raw environment snapshot taken at creation: control models read their own defaults from it
-    # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    yolo_offline: bool = False  # never try to download a YOLO checkpoint
+    timeseries: TimeSeriesDefaults = field(default_factory=TimeSeriesDefaults)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
+        read = _reader(env)
         model_dir = Path(env.get("MODEL_DIR", "./data/models")).expanduser().resolve()
         cache_dir = Path(env.get("CACHE_DIR", "./data/cache")).expanduser().resolve()
         doc_root = env.get("LOCAL_FILES_DOCUMENT_ROOT")
@@ -64,7 +130,7 @@ class Settings:
             label_studio_api_key=env.get("LABEL_STUDIO_API_KEY", ""),
             basic_auth_user=env.get("BASIC_AUTH_USER", ""),
             basic_auth_pass=env.get("BASIC_AUTH_PASS", ""),
-            torch_threads=max(1, int(env.get("TORCH_THREADS", "2"))),
+            torch_threads=read("TORCH_THREADS", 2, _number(int, 1)),
             media_roots=_paths(env.get("MEDIA_ROOTS")),
             model_roots=_paths(env.get("MODEL_ROOTS")),
             local_files_document_root=Path(doc_root).resolve() if doc_root else None,
@@ -84,14 +150,9 @@ class Settings:
             repredict_max_tasks=max(0, int(env.get("REPREDICT_MAX_TASKS", "1000"))),
             push_attempts=max(1, int(env.get("PUSH_ATTEMPTS", "4"))),
             push_backoff_s=max(0.0, float(env.get("PUSH_BACKOFF_S", "2"))),
-            env=MappingProxyType(env),
+            yolo_offline=read("YOLO_OFFLINE", False, _flag),
+            timeseries=TimeSeriesDefaults.from_env(env),
         )
-
-    def with_overrides(self, **changes: object) -> Settings:
-        """A copy with some fields replaced; tests use it to point dirs at temp folders."""
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        values.update(changes)
-        return Settings(**values)  # type: ignore[arg-type]
 
     @property
     def allowed_model_roots(self) -> tuple[Path, ...]:

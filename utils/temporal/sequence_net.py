@@ -1,4 +1,5 @@
-"""A per-sample sequence labeller for multichannel signals, and its plain training loop.
+"""A per-sample sequence labeller for multichannel signals (TimeSeriesLabels), trained by the shared loop of
+`utils.temporal.training`.
 
 Network: a convolutional stem at full rate, two stride-2 convolutions (1/4 rate), dilated residual
 convolutions (a temporal conv net) and a bidirectional GRU for long context at 1/4 rate, upsampled back and
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,43 +24,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.temporal.training import (
+    NetConfig,
+    Sequences,
+    TrainConfig,
+    masked_bce,
+    positive_weights,
+    scores,
+    training_loop,
+    window_starts,
+)
+
 logger = logging.getLogger(__name__)
 
 DOWNSAMPLE = 4
 
 
 @dataclass(frozen=True)
-class NetConfig:
-    in_channels: int
-    n_outputs: int
-    hidden_size: int = 64
-    num_layers: int = 1
+class SequenceNetConfig(NetConfig):
     conv_blocks: int = 4
-    dropout: float = 0.15
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class SequenceTrainConfig(TrainConfig):
     mode: str = "exclusive"  # or "multilabel"
-    epochs: int = 60
-    patience: int = 10
     min_epochs: int = 15
-    sequence_size: int = 512
-    batch_size: int = 16
+    min_gain: float = 1e-4
     # windows per epoch cover the training samples about `passes_per_epoch` times, within the bounds (see
     # `epoch_windows`): tiny projects still take enough steps per epoch, large ones are checked often
     passes_per_epoch: float = 4.0
     min_windows: int = 128
     max_windows: int = 384
     time_warp: float = 0.15  # training windows are resampled from spans up to this fraction longer/shorter
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
     class_weights: bool = True
-    f1_threshold: float = 1.01  # stop once held-out macro-F1 and accuracy reach both thresholds
-    accuracy_threshold: float = 1.01
-    max_seconds: float = 1800.0
-    average_top: int = 5  # weights of the best held-out epochs are averaged when that does not hurt
-    seed: int = 0
+    average_top: int = 5
 
 
 class ResidualBlock(nn.Module):
@@ -79,7 +76,7 @@ class ResidualBlock(nn.Module):
 class SequenceNet(nn.Module):
     """Per-sample logits (B, T, outputs) for signals (B, T, channels)."""
 
-    def __init__(self, config: NetConfig):
+    def __init__(self, config: SequenceNetConfig):
         super().__init__()
         width = config.hidden_size
         self.stem = nn.Sequential(nn.Conv1d(config.in_channels, width, 5, padding=2), nn.GELU())
@@ -109,17 +106,7 @@ class SequenceNet(nn.Module):
         return self.head(self.drop(merged))[:, :, :length].transpose(1, 2)  # (B, T, outputs)
 
 
-# --- windows -------------------------------------------------------------------------------------------
-def window_starts(length: int, size: int, step: int) -> list[int]:
-    """Window starts covering [0, length) with windows of `size` (one shorter window if length < size)."""
-    if length <= size:
-        return [0]
-    starts = list(range(0, length - size + 1, step))
-    if starts[-1] + size < length:
-        starts.append(length - size)
-    return starts
-
-
+# --- prediction ------------------------------------------------------------------------------------------
 def _taper(size: int) -> np.ndarray:
     """Weights that trust window centres more than window edges, never zero."""
     return (0.1 + np.hanning(size + 2)[1:-1]).astype(np.float32)
@@ -151,52 +138,7 @@ def probabilities(logits: np.ndarray, mode: str) -> np.ndarray:
 
 
 # --- training ------------------------------------------------------------------------------------------
-Sequences = tuple[list[np.ndarray], list[np.ndarray]]
-
-
-def holdout_split(
-    sequences: list[np.ndarray], targets: list[np.ndarray], window: int, min_tasks: int = 3
-) -> tuple[Sequences, Sequences]:
-    """Training and held-out data for early stopping. With `min_tasks` sequences or more, a fifth of the
-    sequences is held out whole (an honest check on unseen recordings). With fewer, every sequence is cut
-    into 5-20 blocks and every fifth block is held out, so each recording still trains on most of its
-    parts; the training blocks between held-out ones become separate pieces that no window spans."""
-    rng = np.random.default_rng(0)
-    if len(sequences) >= min_tasks:
-        order = rng.permutation(len(sequences)).tolist()
-        n_val = max(1, round(0.2 * len(sequences)))
-        val, kept = order[:n_val], sorted(order[n_val:])
-        return (
-            ([sequences[i] for i in kept], [targets[i] for i in kept]),
-            ([sequences[i] for i in val], [targets[i] for i in val]),
-        )
-    train_x, train_y, val_x, val_y = [], [], [], []
-    for x, y in zip(sequences, targets, strict=True):
-        n_blocks = int(np.clip(len(x) // (2 * window), 5, 20))
-        bounds = np.linspace(0, len(x), n_blocks + 1).astype(int)
-        held = set(range(int(rng.integers(0, 5)), n_blocks, 5))
-        piece_start = 0
-        for block in range(n_blocks):
-            lo, hi = bounds[block], bounds[block + 1]
-            if block in held:
-                if hi > lo:
-                    val_x.append(x[lo:hi])
-                    val_y.append(y[lo:hi])
-                if lo > piece_start:
-                    train_x.append(x[piece_start:lo])
-                    train_y.append(y[piece_start:lo])
-                piece_start = hi
-        if len(x) > piece_start:
-            train_x.append(x[piece_start:])
-            train_y.append(y[piece_start:])
-    if not val_x:  # sequences of a few samples: nothing to hold out, so stop on the training data
-        return (train_x, train_y), (train_x, train_y)
-    if not train_x:  # the held-out blocks took every sample: train and stop on the same data
-        return (val_x, val_y), (val_x, val_y)
-    return (train_x, train_y), (val_x, val_y)
-
-
-def epoch_windows(train_samples: int, config: TrainConfig) -> int:
+def epoch_windows(train_samples: int, config: SequenceTrainConfig) -> int:
     """Windows per epoch in proportion to the training data, so a small project trains in seconds and a
     large one still sees all its data between held-out checks."""
     wanted = round(config.passes_per_epoch * train_samples / config.sequence_size)
@@ -237,17 +179,14 @@ def _sample_windows(
 
 
 def _class_weights(targets: list[np.ndarray], mode: str, n_outputs: int) -> torch.Tensor:
-    """Inverse-frequency weights (exclusive) or negative/positive ratios (multilabel), clipped."""
-    flat = np.concatenate(targets)
-    if mode == "exclusive":
-        counts = np.bincount(flat, minlength=n_outputs).astype(np.float64)
-        present = counts > 0
-        weights = np.zeros(n_outputs)
-        weights[present] = counts[present].sum() / (present.sum() * counts[present])
-        return torch.tensor(np.clip(weights, 0, 50), dtype=torch.float32)
-    positives = flat.sum(axis=0).astype(np.float64)
-    ratio = (len(flat) - positives) / np.maximum(positives, 1)
-    return torch.tensor(np.clip(ratio, 1, 50), dtype=torch.float32)
+    """Inverse-frequency class weights (exclusive, clipped) or negative/positive ratios (multilabel)."""
+    if mode != "exclusive":
+        return positive_weights(targets, max_weight=50.0)
+    counts = np.bincount(np.concatenate(targets), minlength=n_outputs).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_outputs)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return torch.tensor(np.clip(weights, 0, 50), dtype=torch.float32)
 
 
 def _loss(
@@ -255,8 +194,7 @@ def _loss(
 ) -> torch.Tensor:
     if mode == "exclusive":
         return F.cross_entropy(logits[mask], y[mask], weight=weights)
-    per_item = F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=weights, reduction="none")
-    return per_item[mask].mean()
+    return masked_bce(logits, y.float(), mask, weights)
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -267,114 +205,59 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x * gain + offset + 0.03 * torch.randn(x.shape, generator=generator)
 
 
-def score_predictions(pred: np.ndarray, truth: np.ndarray, mode: str, n_outputs: int) -> dict[str, float]:
-    """Accuracy and macro-F1 over the classes (exclusive) or labels (multilabel) present in the truth."""
-    if mode == "exclusive":
-        accuracy = float((pred == truth).mean())
-        pred_hot = np.eye(n_outputs, dtype=bool)[pred]
-        truth_hot = np.eye(n_outputs, dtype=bool)[truth]
-    else:
-        pred_hot, truth_hot = pred.astype(bool), truth.astype(bool)
-        accuracy = float((pred_hot == truth_hot).all(axis=1).mean())
-    tp = (pred_hot & truth_hot).sum(0)
-    support = truth_hot.sum(0)
-    f1 = 2 * tp / np.maximum(pred_hot.sum(0) + support, 1)
-    present = support > 0
-    return {"accuracy": accuracy, "macro_f1": float(f1[present].mean()) if present.any() else 0.0}
-
-
-def evaluate(
-    net: SequenceNet, sequences: list[np.ndarray], targets: list[np.ndarray], mode: str, size: int
-) -> dict:
+def evaluate(net: SequenceNet, data: Sequences, mode: str, size: int) -> dict[str, float]:
+    """Held-out scores: per-sample argmax classes (exclusive, as one-hot) or labels at 0.5 (multilabel)."""
+    n_outputs = net.head.out_channels
     preds, truths = [], []
-    for x, y in zip(sequences, targets, strict=True):
+    for x, y in zip(*data, strict=True):
         probs = probabilities(predict_logits(net, x, size), mode)
-        preds.append(probs.argmax(-1) if mode == "exclusive" else probs >= 0.5)
-        truths.append(y)
-    return score_predictions(np.concatenate(preds), np.concatenate(truths), mode, net.head.out_channels)
+        if mode == "exclusive":
+            preds.append(np.eye(n_outputs, dtype=bool)[probs.argmax(-1)])
+            truths.append(np.eye(n_outputs, dtype=bool)[y])
+        else:
+            preds.append(probs >= 0.5)
+            truths.append(y)
+    return scores(np.concatenate(truths), np.concatenate(preds))
 
 
-def train(
-    net_config: NetConfig,
-    config: TrainConfig,
-    train_set: tuple[list[np.ndarray], list[np.ndarray]],
-    val_set: tuple[list[np.ndarray], list[np.ndarray]],
-) -> tuple[SequenceNet, dict]:
-    """Fit on `train_set` (standardized float32 sequences, targets: class ids or multi-hot), keep the state
-    with the best held-out macro-F1 (or the average of the best few, see `average_top`), and stop after
-    `patience` epochs without a gain (not before `min_epochs`). An epoch is a number of random windows in
-    proportion to the training data (see `epoch_windows`)."""
+def fit(net: SequenceNet, train_set: Sequences, val_set: Sequences, config: SequenceTrainConfig) -> dict:
+    """Train `net` in place on `train_set` (standardized float32 sequences; targets: class ids or multi-hot),
+    keeping the best held-out macro-F1 weights (or the average of the best few); an epoch is a number of random
+    windows in proportion to the training data (see `epoch_windows`). Returns the report."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    net = SequenceNet(net_config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     # halve the step size when held-out macro-F1 stalls: the held-out score settles instead of jumping
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=0.5, patience=max(1, config.patience // 3)
     )
-    weights = (
-        _class_weights(train_set[1], config.mode, net_config.n_outputs) if config.class_weights else None
-    )
+    n_outputs = net.head.out_channels
+    weights = _class_weights(train_set[1], config.mode, n_outputs) if config.class_weights else None
     size = config.sequence_size
-    best: tuple[float, dict, dict] | None = None
-    top: list[tuple[float, int, dict]] = []  # the best few held-out states, averaged at the end
-    stale, started, history = 0, time.monotonic(), []
     windows = epoch_windows(sum(len(x) for x in train_set[0]), config)
-    for epoch in range(1, config.epochs + 1):
-        net.train()
+
+    def train_epoch() -> float:
         x_all, y_all, m_all = _sample_windows(*train_set, size, windows, config.time_warp, rng)
-        order = np.arange(len(x_all))
         total = 0.0
-        for i in range(0, len(order), config.batch_size):
-            idx = order[i : i + config.batch_size]
+        for i in range(0, len(x_all), config.batch_size):
+            idx = np.arange(i, min(i + config.batch_size, len(x_all)))
             x = _augment(torch.from_numpy(x_all[idx]), generator)
-            y = (
-                torch.from_numpy(y_all[idx]).long()
-                if config.mode == "exclusive"
-                else torch.from_numpy(y_all[idx])
-            )
+            y = torch.from_numpy(y_all[idx])
+            y = y.long() if config.mode == "exclusive" else y
             loss = _loss(net(x), y, torch.from_numpy(m_all[idx]), config.mode, weights)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimizer.step()
             total += float(loss.detach()) * len(idx)
-        metrics = evaluate(net, *val_set, config.mode, size)
-        metrics.update(epoch=epoch, train_loss=total / len(order))
-        history.append(metrics)
-        scheduler.step(metrics["macro_f1"])
-        top = sorted([*top, (metrics["macro_f1"], epoch, copy_state(net))], key=lambda t: -t[0])[
-            : config.average_top
-        ]
-        if best is None or metrics["macro_f1"] > best[0] + 1e-4:
-            best, stale = (
-                (metrics["macro_f1"], copy_state(net), metrics),
-                0,
-            )
-        else:
-            stale += 1
-        logger.info("epoch %d: train loss %.4f, held-out %s", epoch, metrics["train_loss"], metrics)
-        reached = (
-            metrics["macro_f1"] >= config.f1_threshold and metrics["accuracy"] >= config.accuracy_threshold
-        )
-        patience_over = stale >= config.patience and epoch >= config.min_epochs
-        if reached or patience_over or time.monotonic() - started > config.max_seconds:
-            break
-    assert best is not None
-    net.load_state_dict(best[1])
-    report = {"best": best[2], "epochs": len(history), "windows_per_epoch": windows, "averaged": False}
-    if len(top) > 1:
-        net.load_state_dict({k: torch.stack([t[2][k] for t in top]).mean(0) for k in best[1]})
-        averaged = evaluate(net, *val_set, config.mode, size)
-        if averaged["macro_f1"] >= best[0] - 0.01:  # a flatter optimum generalizes better to new recordings
-            report.update(best=averaged, averaged=True)
-        else:
-            net.load_state_dict(best[1])
-    net.eval()
-    return net, {**report, "seconds": round(time.monotonic() - started, 1)}
+        return total / len(x_all)
 
-
-def copy_state(net: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of the weights, to keep the best epoch while training goes on."""
-    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+    report = training_loop(
+        net,
+        config,
+        train_epoch,
+        lambda: evaluate(net, val_set, config.mode, size),
+        after_eval=lambda metrics: scheduler.step(metrics["macro_f1"]),
+    )
+    return {**report, "windows_per_epoch": windows}

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.temporal.segments import Segment
+from utils.temporal.decoder import Segment
 from utils.timeseries.time_axis import TimeAxis
 
 logger = logging.getLogger(__name__)

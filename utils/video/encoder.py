@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from utils.service.errors import LabelConfigError
+from utils.service.files import file_inside
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +56,12 @@ def resolve_checkpoint(
     roots = tuple(root.resolve() for root in allowed_roots)
     candidate = Path(name).expanduser()
     if candidate.is_absolute() or len(candidate.parts) > 1:
-        resolved = (candidate if candidate.is_absolute() else model_dir / candidate).resolve()
-        if not any(resolved.is_relative_to(root) for root in roots):
+        try:
+            return file_inside(candidate if candidate.is_absolute() else model_dir / candidate, roots)
+        except ValueError as exc:
             raise LabelConfigError(
-                f"model_path {name!r} is outside the allowed model directories "
-                f"({', '.join(map(str, roots))}); set MODEL_ROOTS to allow another directory"
-            )
-        if not resolved.is_file():
-            raise LabelConfigError(f"model_path {name!r}: no such file {resolved}")
-        return resolved
+                f"model_path {name!r} is {exc}; set MODEL_ROOTS to allow another directory"
+            ) from exc
     for root in roots:
         if (root / name).is_file():
             return (root / name).resolve()

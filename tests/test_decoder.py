@@ -1,10 +1,10 @@
-"""utils/segments.py: probabilities -> segments without fragmentation (shared with TimelineLabels)."""
+"""The one decoder: per-step probabilities -> segments without fragmentation (video and time series)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from utils.temporal.segments import (
+from utils.temporal.decoder import (
     Segment,
     absorb_short_runs,
     bridge_gaps,
@@ -13,6 +13,7 @@ from utils.temporal.segments import (
     decode_multilabel,
     runs,
     viterbi_path,
+    viterbi_paths,
 )
 
 
@@ -70,3 +71,52 @@ def test_collapse_to_peak_returns_an_instant() -> None:
     probs = np.zeros((10, 1))
     probs[3:7, 0] = [0.6, 0.9, 0.7, 0.6]
     assert collapse_to_peak(Segment(0, 3, 6, 0.7), probs) == Segment(0, 4, 4, 0.9)
+
+
+def plain_viterbi(log_probs: np.ndarray, cost: np.ndarray) -> list[int]:
+    """The textbook recursion in plain Python, one step and one state at a time: the reference."""
+    k = log_probs.shape[1]
+    score = [float(v) for v in log_probs[0]]
+    pointers = []
+    for row in log_probs[1:]:
+        step, new = [], []
+        for j in range(k):
+            options = [score[i] - (0.0 if i == j else min(cost[i], cost[j])) for i in range(k)]
+            best = max(range(k), key=lambda i, options=options: (options[i], -i))
+            step.append(best)
+            new.append(options[best] + float(row[j]))
+        pointers.append(step)
+        score = new
+    path = [max(range(k), key=lambda i: (score[i], -i))]
+    for step in reversed(pointers):
+        path.append(step[path[-1]])
+    return path[::-1]
+
+
+def noisy_states(n: int, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(rng.integers(0, k, n // 50 + 1), 50)[:n]
+    probs = rng.dirichlet(np.ones(k), n) * 0.6
+    probs[np.arange(n), truth] += 0.4
+    return np.log(probs)
+
+
+def test_block_viterbi_equals_the_plain_loop_on_long_noisy_sequences() -> None:
+    for n, k, seed in [(9000, 4, 0), (20_011, 3, 1), (4097, 2, 2)]:
+        log_probs = noisy_states(n, k, seed)
+        cost = np.linspace(0.5, 4.0, k)
+        np.testing.assert_array_equal(viterbi_path(log_probs, cost), plain_viterbi(log_probs, cost))
+
+
+def test_viterbi_paths_decodes_independent_sequences_at_once() -> None:
+    stacked = np.stack([noisy_states(5000, 2, seed) for seed in range(3)])
+    cost = np.array([[1.0, 1.0], [3.0, 3.0], [0.2, 0.2]])
+    paths = viterbi_paths(stacked.transpose(0, 2, 1), cost)
+    for g in range(3):
+        np.testing.assert_array_equal(paths[g], plain_viterbi(stacked[g], cost[g]))
+
+
+def test_zero_switch_cost_is_the_plain_threshold() -> None:
+    probs = np.array([[0.5, 0.2], [0.7, 0.6], [0.1, 0.9], [0.5, 0.4]])
+    segments = decode_multilabel(probs, 0.5, np.zeros(2), np.ones(2), np.zeros(2))
+    assert [(s.label, s.start, s.end) for s in segments] == [(0, 0, 1), (0, 3, 3), (1, 1, 2)]

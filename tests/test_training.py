@@ -1,0 +1,64 @@
+"""The shared training vocabulary: held-out splits, scores, the weighted loss and the one training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from utils.temporal.training import TrainConfig, holdout_split, positive_weights, scores, training_loop
+
+
+def test_three_or_more_tasks_hold_out_whole_tasks() -> None:
+    sequences = [np.full((50, 1), i, dtype=np.float32) for i in range(5)]
+    (train_x, _), (val_x, _) = holdout_split(sequences, [np.zeros(50)] * 5, block=32)
+    assert len(train_x) == 4 and len(val_x) == 1
+    assert {float(x[0, 0]) for x in train_x} | {float(val_x[0][0, 0])} == {0, 1, 2, 3, 4}
+
+
+def test_few_tasks_hold_out_blocks_and_keep_training_pieces_apart() -> None:
+    x = np.arange(1000, dtype=np.float32)[:, None]
+    (train_x, _), (val_x, _) = holdout_split([x], [np.zeros(1000)], block=100)
+    held = np.concatenate(val_x)[:, 0]
+    kept = np.concatenate(train_x)[:, 0]
+    assert len(held) + len(kept) == 1000 and not set(held) & set(kept)
+    assert 0.1 < len(held) / 1000 < 0.3
+    for piece in train_x:  # every training piece is contiguous: no window can span a held-out block
+        assert np.all(np.diff(piece[:, 0]) == 1)
+
+
+def test_a_one_sample_series_still_has_training_data() -> None:
+    (train_x, _), (val_x, _) = holdout_split([np.ones((1, 2))], [np.zeros(1)], block=32)
+    assert sum(len(x) for x in train_x) == 1 and sum(len(x) for x in val_x) == 1
+
+
+def test_scores_count_labels_present_in_truth_or_prediction() -> None:
+    truth = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0]])
+    predicted = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 0]])
+    result = scores(truth, predicted)
+    assert result["accuracy"] == 0.75
+    assert abs(result["macro_f1"] - (2 / 3 + 1 + 0) / 3) < 1e-9  # the wrongly predicted label counts as 0
+
+
+def test_positive_weights_favour_rare_labels_within_bounds() -> None:
+    targets = [np.array([[1, 0, 0]] * 9 + [[1, 1, 0]], dtype=np.float32)]
+    assert positive_weights(targets, max_weight=5.0).tolist() == [1.0, 5.0, 1.0]
+
+
+def test_training_loop_keeps_the_best_epoch_and_stops_on_patience() -> None:
+    net = nn.Linear(1, 1)
+    held_out = iter([0.5, 0.9, 0.6, 0.7, 0.8, 0.99])
+    states = []
+
+    def train_epoch() -> float:
+        with torch.no_grad():
+            net.weight.add_(1.0)
+        states.append(float(net.weight.detach()))
+        return 0.0
+
+    def evaluate() -> dict[str, float]:
+        return {"macro_f1": next(held_out), "accuracy": 0.0}
+
+    report = training_loop(net, TrainConfig(epochs=10, patience=2), train_epoch, evaluate)
+    assert report["epochs"] == 4 and report["best"]["epoch"] == 2
+    assert float(net.weight.detach()) == states[1]  # the weights of the best held-out epoch are back
