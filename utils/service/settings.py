@@ -15,6 +15,13 @@ def _paths(value: str | None) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p)
 
 
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    cleaned = value.strip().lower()
+    if cleaned not in allowed:
+        raise ValueError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return cleaned
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service; see the README's settings table for meanings and defaults."""
@@ -33,6 +40,7 @@ class Settings:
     media_max_bytes: int = 2 * 1024**3
     media_timeout_s: float = 60.0
     feature_cache_max_bytes: int = 5 * 1024**3
+    frame_encoder: str = "auto"  # "auto": ONNX Runtime where it works, else PyTorch; "torch": PyTorch only
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -58,6 +66,7 @@ class Settings:
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", str(2 * 1024**3))),
             media_timeout_s=float(env.get("MEDIA_TIMEOUT", "60")),
             feature_cache_max_bytes=int(env.get("FEATURE_CACHE_MAX_BYTES", str(5 * 1024**3))),
+            frame_encoder=_choice(env.get("FRAME_ENCODER", "auto"), "FRAME_ENCODER", ("auto", "torch")),
             env=MappingProxyType(env),
         )
 
