@@ -196,7 +196,7 @@ class YoloFrameEncoder:
         """Features and probabilities for prepared crops, `batch_size` images at a time."""
         chunks = range(0, len(crops), self.batch_size)
         if self.onnx is not None:
-            outputs = [self.onnx(crops[i : i + self.batch_size]) for i in chunks]
+            outputs = self.onnx.map([crops[i : i + self.batch_size] for i in chunks])
         else:
             if torch.get_num_threads() != self.threads:  # ultralytics resets it to 1 process-wide
                 torch.set_num_threads(self.threads)
