@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.timeline_support import OPOSSUM, session_dir
+from control_models.timeline_labels import TimelineLabelsModel
+from tests.timeline_support import OPOSSUM, control_of, make_context, session_dir, timeline_config
 from tests.yolo_checkpoint import build_checkpoint
 from utils.service.settings import Settings
 from utils.video.encoder import YoloFrameEncoder
@@ -74,3 +76,15 @@ def test_frame_encoder_setting_forces_pytorch_and_rejects_unknown_values(tmp_pat
     assert Settings.from_env({}).frame_encoder == "auto"
     with pytest.raises(ValueError, match="FRAME_ENCODER"):
         Settings.from_env({"FRAME_ENCODER": "tensorrt"})
+
+
+@pytest.mark.parametrize("setting,runtime", [("auto", "onnxruntime"), ("torch", "torch")])
+def test_timeline_control_runs_the_frame_encoder_the_setting_asks_for(
+    checkpoint: Path, tmp_path: Path, setting: str, runtime: str
+):
+    context = make_context(tmp_path / "models", cache_dir=tmp_path / "cache")
+    context = dataclasses.replace(context, settings=context.settings.with_overrides(frame_encoder=setting))
+    config = timeline_config(["a", "b"], model_trainable="true", model_path=checkpoint.name)
+    model = TimelineLabelsModel.create(control_of(config), context)
+    assert model._encoder().runtime == runtime
+    assert bool(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == (setting == "auto")
