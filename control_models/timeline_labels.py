@@ -133,9 +133,12 @@ class TimelineLabelsModel(ControlModel):
             str(self.checkpoint),
             self.checkpoint.stat().st_mtime_ns,
             settings.torch_threads,
+            settings.frame_encoder,
+            str(settings.cache_dir),
         )
+        onnx_dir = settings.cache_dir / "onnx" if settings.frame_encoder == "auto" else None
         return self.context.resources.get_or_create(
-            key, lambda: YoloFrameEncoder(self.checkpoint, threads=settings.torch_threads)
+            key, lambda: YoloFrameEncoder(self.checkpoint, threads=settings.torch_threads, onnx_dir=onnx_dir)
         )
 
     def _extractor(self) -> FeatureExtractor:

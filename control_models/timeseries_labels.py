@@ -73,9 +73,17 @@ def _safe_std(values: np.ndarray) -> np.ndarray:
 def model_input(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """The channels standardized with the training statistics, beside the same channels standardized within
     the task: the first keep absolute levels, the second drop a recording's own offsets and gains (another
-    person, sensor or mounting), which is what usually changes between the training and new recordings."""
-    own = (values - values.mean(axis=0)) / _safe_std(values)
-    return np.concatenate([(values - mean) / std, own], axis=1).astype(np.float32)
+    person, sensor or mounting), which is what usually changes between the training and new recordings.
+    Written into one float32 array: long series need no float64 temporaries."""
+    channels = values.shape[1]
+    out = np.empty((len(values), 2 * channels), dtype=np.float32)  # (n, 2C)
+    for half, (centre, scale) in enumerate(
+        ((mean, std), (values.mean(axis=0, dtype=np.float64), _safe_std(values)))
+    ):
+        part = out[:, half * channels : (half + 1) * channels]
+        np.subtract(values, np.asarray(centre, dtype=np.float32), out=part)
+        part /= np.asarray(scale, dtype=np.float32)
+    return out
 
 
 class TimeSeriesLabelsModel(ControlModel):

@@ -81,6 +81,13 @@ def _reader(env: Mapping[str, str]) -> Callable[[str, T | None, Callable[[str], 
     return read
 
 
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    cleaned = value.strip().lower()
+    if cleaned not in allowed:
+        raise ValueError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return cleaned
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service; see the README's settings table for meanings and defaults."""
@@ -114,6 +121,7 @@ class Settings:
     push_backoff_s: float = 2.0
     yolo_offline: bool = False  # never try to download a YOLO checkpoint
     timeseries: TimeSeriesDefaults = field(default_factory=TimeSeriesDefaults)
+    frame_encoder: str = "auto"  # "auto": ONNX Runtime where it works, else PyTorch; "torch": PyTorch only
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +160,7 @@ class Settings:
             push_backoff_s=max(0.0, float(env.get("PUSH_BACKOFF_S", "2"))),
             yolo_offline=read("YOLO_OFFLINE", False, _flag),
             timeseries=TimeSeriesDefaults.from_env(env),
+            frame_encoder=_choice(env.get("FRAME_ENCODER", "auto"), "FRAME_ENCODER", ("auto", "torch")),
         )
 
     @property

@@ -107,29 +107,40 @@ class SequenceNet(nn.Module):
 
 
 # --- prediction ------------------------------------------------------------------------------------------
-def _taper(size: int) -> np.ndarray:
-    """Weights that trust window centres more than window edges, never zero."""
-    return (0.1 + np.hanning(size + 2)[1:-1]).astype(np.float32)
+def _taper(size: int, overlap: int) -> np.ndarray:
+    """Window weights that ramp up over the first and down over the last `overlap` samples (never zero),
+    so neighbouring windows cross-fade where they overlap and each sample trusts the window it is deepest in."""
+    ramp = np.minimum(np.arange(1, size + 1), np.arange(size, 0, -1)) / (overlap + 1)
+    return np.clip(ramp, 0.05, 1.0).astype(np.float32)
+
+
+PREDICT_WINDOW_FACTOR = 4  # prediction windows are this many training windows long
 
 
 @torch.inference_mode()
 def predict_logits(net: SequenceNet, values: np.ndarray, size: int, batch_size: int = 32) -> np.ndarray:
-    """Per-sample logits (n, outputs) of a whole sequence from half-overlapping windows."""
+    """Per-sample logits (n, outputs) of a whole sequence. Windows are `PREDICT_WINDOW_FACTOR` training
+    windows (`size`) long and overlap by half a training window, cross-faded: long series cost little more
+    than one pass over their samples (half-overlapping training-size windows cost two), with context on both
+    sides of every junction. A forward pass takes `batch_size` windows (64k samples for the defaults)."""
     net.eval()
     length = len(values)
-    size = min(size, length)
-    starts = window_starts(length, size, max(1, size // 2))
-    weights = _taper(size)
+    span = min(size * PREDICT_WINDOW_FACTOR, length)
+    overlap = min(max(1, size // 2), span - 1) if span < length else 0
+    starts = window_starts(length, span, span - overlap)
+    weights = _taper(span, overlap)[:, None]
     total = np.zeros((length, net.head.out_channels), dtype=np.float32)
     norm = np.zeros((length, 1), dtype=np.float32)
+    values = np.ascontiguousarray(values, dtype=np.float32)
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
-        batch = torch.from_numpy(np.stack([values[s : s + size] for s in chunk]))
-        out = net(batch).numpy()
+        batch = torch.from_numpy(np.stack([values[s : s + span] for s in chunk]))  # (B, span, C)
+        out = net(batch).numpy()  # (B, span, outputs)
         for s, logits in zip(chunk, out, strict=True):
-            total[s : s + size] += logits * weights[:, None]
-            norm[s : s + size] += weights[:, None]
-    return total / norm
+            total[s : s + span] += logits * weights
+            norm[s : s + span] += weights
+    total /= norm
+    return total
 
 
 def probabilities(logits: np.ndarray, mode: str) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Preprocessing reproduces Ultralytics' classification predictor exactly (PIL bilinear antialiased resize of
 the short side, centre crop, RGB, /255) without importing torchvision, and runs batched under
-`inference_mode` with `channels_last`: several times faster than `predict(stream=True)` one frame at a time.
+`inference_mode` with `channels_last` (or on ONNX Runtime, see `onnx_runtime`): several times faster than
+`predict(stream=True)` one frame at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image
 
 from utils.service.errors import LabelConfigError
 from utils.service.files import file_inside
+from utils.video.onnx_runtime import OnnxNet, OnnxUnavailable, export_path, load_checked
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +115,8 @@ def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return int(short_side * width / height), short_side
 
 
-def preprocess(frames_bgr: list[np.ndarray], size: int) -> torch.Tensor:
-    """(B, 3, size, size) float tensor in [0, 1], identical to Ultralytics' classify transforms.
+def crop_batch(frames_bgr: list[np.ndarray], size: int) -> np.ndarray:
+    """(B, size, size, 3) uint8 RGB crops, pixel for pixel Ultralytics' classify transforms before /255.
 
     Resizing works per channel, so the BGR frame is resized as is and only the small crop is flipped
     to RGB: the same numbers as converting first, without a full-frame colour conversion.
@@ -126,14 +128,44 @@ def preprocess(frames_bgr: list[np.ndarray], size: int) -> torch.Tensor:
         image = image.resize((w, h), Image.BILINEAR)
         top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
         batch[i] = np.asarray(image)[top : top + size, left : left + size, ::-1]
-    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2)  # (B, 3, H, W), channels_last memory
-    return tensor.float().div_(255.0)
+    return batch
+
+
+def to_input(crops: torch.Tensor) -> torch.Tensor:
+    """uint8 crops (B, H, W, 3) -> (B, 3, H, W) float in [0, 1], channels_last in memory."""
+    return crops.permute(0, 3, 1, 2).float().div(255.0)
+
+
+def preprocess(frames_bgr: list[np.ndarray], size: int) -> torch.Tensor:
+    """(B, 3, size, size) float tensor in [0, 1], identical to Ultralytics' classify transforms."""
+    return to_input(torch.from_numpy(crop_batch(frames_bgr, size)))
+
+
+class FusedClassifier(torch.nn.Module):
+    """The graph both runtimes run: uint8 RGB crops (B, S, S, 3) -> penultimate features (B, D) and class
+    probabilities (B, C). Taking uint8 moves the float conversion off the reader thread and into the
+    (multi-threaded) network, and quarters the bytes handed between threads."""
+
+    def __init__(self, backbone: torch.nn.Module, head: torch.nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.head.pool(self.head.conv(self.backbone(to_input(crops)))).flatten(1)  # (B, D)
+        return pooled, self.head.linear(pooled).softmax(1)  # (B, D), (B, C)
 
 
 class YoloFrameEncoder:
-    """A loaded classification checkpoint that encodes video frames; build it once per process."""
+    """A loaded classification checkpoint that encodes video frames; build it once per process.
 
-    def __init__(self, checkpoint: Path, threads: int = 2, batch_size: int = 16):
+    With `onnx_dir` set, the network runs on ONNX Runtime (exported into that directory once per
+    checkpoint, checked against PyTorch); PyTorch serves when ONNX Runtime is missing or the export fails.
+    """
+
+    def __init__(
+        self, checkpoint: Path, threads: int = 2, batch_size: int = 16, onnx_dir: Path | None = None
+    ):
         self.checkpoint = checkpoint
         self.threads = threads
         self.batch_size = batch_size
@@ -142,30 +174,47 @@ class YoloFrameEncoder:
         self.names: dict[int, str] = {int(k): str(v) for k, v in model.names.items()}
         model.fuse(verbose=False)
         model.eval().float()
-        self.backbone = model.model[:-1].to(memory_format=torch.channels_last)
-        self.head = model.model[-1].to(memory_format=torch.channels_last)
+        self.net = FusedClassifier(
+            model.model[:-1].to(memory_format=torch.channels_last),
+            model.model[-1].to(memory_format=torch.channels_last),
+        ).eval()
         self.encoder_id = f"{checkpoint.name}:{file_digest(checkpoint)[:16]}:imgsz{self.imgsz}"
+        self.onnx: OnnxNet | None = None
+        if onnx_dir is not None:
+            probe = np.random.default_rng(0).integers(0, 256, (2, self.imgsz, self.imgsz, 3), dtype=np.uint8)
+            try:
+                self.onnx = load_checked(self.net, probe, export_path(onnx_dir, self.encoder_id), threads)
+            except OnnxUnavailable as exc:
+                logger.warning("%s: frame features run on PyTorch: %s", checkpoint.name, exc)
+
+    @property
+    def runtime(self) -> str:
+        return "onnxruntime" if self.onnx is not None else "torch"
 
     @property
     def cache_id(self) -> str:
-        """Everything that determines the features: checkpoint content, input size and preprocessing."""
+        """Everything that determines the features: checkpoint content, input size and preprocessing.
+        Both runtimes give the same features (within `onnx_runtime.TOLERANCE`), so they share entries."""
         return f"{self.encoder_id}:{PREPROCESSING_ID}"
 
-    def prepare(self, frames_bgr: list[np.ndarray]) -> torch.Tensor:
+    def prepare(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
         """Preprocessed input for `forward`; separate so a reader thread can prepare the next batch."""
-        return preprocess(frames_bgr, self.imgsz).contiguous(memory_format=torch.channels_last)
+        return crop_batch(frames_bgr, self.imgsz)
 
-    def forward(self, x: torch.Tensor) -> EncodedFrames:
-        """Features and probabilities for a prepared batch, `batch_size` images at a time."""
-        if torch.get_num_threads() != self.threads:  # ultralytics resets it to 1 process-wide
-            torch.set_num_threads(self.threads)
-        features, probs = [], []
-        with torch.inference_mode():
-            for chunk in x.split(self.batch_size):
-                pooled = self.head.pool(self.head.conv(self.backbone(chunk))).flatten(1)  # (B, 1280)
-                features.append(pooled.numpy())
-                probs.append(self.head.linear(pooled).softmax(1).numpy())  # (B, C)
-        return EncodedFrames(np.concatenate(features), np.concatenate(probs))
+    def forward(self, crops: np.ndarray) -> EncodedFrames:
+        """Features and probabilities for prepared crops, `batch_size` images at a time."""
+        chunks = range(0, len(crops), self.batch_size)
+        if self.onnx is not None:
+            outputs = self.onnx.map([crops[i : i + self.batch_size] for i in chunks])
+        else:
+            if torch.get_num_threads() != self.threads:  # ultralytics resets it to 1 process-wide
+                torch.set_num_threads(self.threads)
+            with torch.inference_mode():
+                outputs = [
+                    tuple(t.numpy() for t in self.net(torch.from_numpy(crops[i : i + self.batch_size])))
+                    for i in chunks
+                ]
+        return EncodedFrames(np.concatenate([f for f, _ in outputs]), np.concatenate([p for _, p in outputs]))
 
     def encode(self, frames_bgr: list[np.ndarray]) -> EncodedFrames:
         """Features and probabilities for BGR frames (as OpenCV decodes them)."""

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from utils.service.errors import TaskError
 from utils.video.encoder import EncodedFrames, file_digest
@@ -26,9 +25,9 @@ logger = logging.getLogger(__name__)
 class FrameEncoder(Protocol):
     cache_id: str
 
-    def prepare(self, frames_bgr: list[np.ndarray]) -> torch.Tensor: ...
+    def prepare(self, frames_bgr: list[np.ndarray]) -> np.ndarray: ...
 
-    def forward(self, x: torch.Tensor) -> EncodedFrames: ...
+    def forward(self, crops: np.ndarray) -> EncodedFrames: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def expand_steps(encoded: np.ndarray, step: int, frame_count: int) -> np.ndarray
     return encoded[np.minimum(nearest, len(encoded) - 1)]
 
 
-def _prepared_batches(batches: FrameBatches, encoder: FrameEncoder) -> Iterator[torch.Tensor]:
+def _prepared_batches(batches: FrameBatches, encoder: FrameEncoder) -> Iterator[np.ndarray]:
     """Decode and preprocess in a reader thread, at most two batches ahead, while the caller runs the
     network: OpenCV and PIL release the GIL, so reading overlaps inference in bounded memory."""
     handoff: queue.Queue[object] = queue.Queue(maxsize=2)

@@ -1,0 +1,285 @@
+"""A long time series predicted through the HTTP API: a generated N-row, 6-channel CSV (2,000,000 rows by
+default, ~120 MB) served over a local HTTP server on 127.0.0.1, a model trained through the webhook, then a
+cold `/predict` (download included) and one of a copy read from MEDIA_ROOTS (no download), timed with the
+gunicorn worker's peak memory (VmHWM). Then the stages in this process, each against the way it was done
+before this change where one existed: read, normalise, net, decode (the Viterbi decode is timed as it is,
+so its share shows).
+
+    .venv/bin/python -m bench.bench_long_series [--rows 2000000] [--threads 2] [--skip-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as gunicorn.conf.py sets it for the service
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import requests  # noqa: E402
+import torch  # noqa: E402
+
+CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz")
+LABELS = ("walk", "run")
+CONFIG = (
+    '<View><TimeSeries name="ts" valueType="url" value="$csv_url" timeColumn="time">'
+    + "".join(f'<Channel column="{c}"/>' for c in CHANNELS)
+    + '</TimeSeries><TimeSeriesLabels name="label" toName="ts">'
+    + "".join(f'<Label value="{label}"/>' for label in LABELS)
+    + "</TimeSeriesLabels></View>"
+)
+PERIOD = 0.02  # 50 Hz
+BLOCK = 600  # samples per activity block
+
+
+def write_series(path: Path, rows: int, seed: int = 0) -> list[dict]:
+    """A CSV of `rows` samples: blocks of rest, walking (slow sine) and running (fast, strong sine) with
+    noise; returns the labelled ranges as Label Studio regions."""
+    rng = np.random.default_rng(seed)
+    activity = (np.arange(rows) // BLOCK) % 3  # 0 rest, 1 walk, 2 run
+    t = np.arange(rows) * PERIOD
+    amplitude = np.array([0.05, 1.0, 2.5], dtype=np.float32)[activity][:, None]
+    frequency = np.array([0.3, 1.8, 3.2], dtype=np.float32)[activity][:, None]
+    phase = rng.uniform(0, np.pi, len(CHANNELS)).astype(np.float32)
+    values = amplitude * np.sin(2 * np.pi * frequency * t[:, None].astype(np.float32) + phase)
+    values += rng.normal(0, 0.1, values.shape).astype(np.float32)
+    frame = pd.DataFrame(values, columns=list(CHANNELS))
+    frame.insert(0, "time", np.round(t, 2))
+    frame.to_csv(path, index=False, float_format="%.5g", quoting=csv.QUOTE_MINIMAL)
+    regions = []
+    for start in range(0, rows, BLOCK):
+        label = int(activity[start])
+        if label:
+            end = min(rows, start + BLOCK) - 1
+            value = {
+                "start": t[start],
+                "end": t[end],
+                "instant": False,
+                "timeserieslabels": [LABELS[label - 1]],
+            }
+            regions.append(
+                {"from_name": "label", "to_name": "ts", "type": "timeserieslabels", "value": value}
+            )
+    return regions
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_directory(directory: Path) -> tuple[ThreadingHTTPServer, str]:
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def worker_pid(master: int) -> int:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(children[0])
+
+
+def memory_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(what)
+
+
+def http_run(tmp: Path, media: Path, rows_csv: Path, threads: int) -> None:
+    port = free_port()
+    files, files_url = serve_directory(media)
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+        "THREADS": "4",
+        "MODEL_DIR": str(tmp / "models"),
+        "CACHE_DIR": str(tmp / "cache"),
+        "MEDIA_ROOTS": str(media),
+        "TORCH_THREADS": str(threads),
+        "TRAIN_EPOCHS": "3",
+        "LOG_LEVEL": "WARNING",
+        "YOLO_OFFLINE": "1",
+        "YOLO_CONFIG_DIR": str(tmp / "yolo"),
+    }
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "_wsgi:create_app()"], cwd=ROOT, env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return requests.get(base + "/health", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, 120, "the service did not start")
+        regions = write_series(media / "train.csv", 6 * BLOCK * 3, seed=1)
+        task = {"id": 1, "data": {"csv_url": f"{files_url}/train.csv"}}
+        event = {
+            "action": "ANNOTATION_CREATED",
+            "project": {"id": 1, "label_config": CONFIG},
+            "annotation": {"id": 1, "task": 1, "result": regions},
+            "task": task,
+        }
+        requests.post(base + "/webhook", json=event, timeout=30).raise_for_status()
+
+        def trained() -> bool:
+            state = requests.get(base + "/health", timeout=5).json()["training"].get("1", {})
+            return state.get("state") == "idle" and state.get("trained", 0) >= 1
+
+        wait_for(trained, 600, "training did not finish")
+        worker = worker_pid(server.pid)
+        before = memory_mb(worker, "VmRSS")
+        for name, reference in (
+            ("cold /predict, CSV downloaded over local HTTP", f"{files_url}/{rows_csv.name}"),
+            ("/predict of a copy read from MEDIA_ROOTS", str(shutil.copy(rows_csv, media / "copy.csv"))),
+        ):
+            body = {
+                "tasks": [{"id": 2, "data": {"csv_url": reference}}],
+                "project": "1",
+                "label_config": CONFIG,
+            }
+            started = time.perf_counter()
+            response = requests.post(base + "/predict", json=body, timeout=1800)
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            result = response.json()["results"][0]["result"]
+            print(
+                f"{name}: {elapsed:6.1f} s, {len(result)} regions; worker peak memory (VmHWM) "
+                f"{memory_mb(worker, 'VmHWM'):.0f} MB (RSS before {before:.0f} MB)",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(30)
+        files.shutdown()
+
+
+def read_before(path: Path) -> np.ndarray:
+    """The reader before this change: every column parsed as float64, copied to float32 at the end."""
+    frame = pd.read_csv(path, skipinitialspace=True, engine="c", quoting=csv.QUOTE_MINIMAL)
+    columns = [pd.to_numeric(frame[c], errors="coerce").astype(np.float64).to_numpy() for c in CHANNELS]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def normalise_before(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    own = (values - values.mean(axis=0)) / values.std(axis=0)
+    return np.concatenate([(values - mean) / std, own], axis=1).astype(np.float32)
+
+
+@torch.inference_mode()
+def net_before(net, values: np.ndarray, size: int, batch_size: int = 32) -> np.ndarray:
+    """Prediction before this change: training-size windows at half overlap, Hann-tapered."""
+    from utils.temporal.sequence_net import window_starts
+
+    length = len(values)
+    starts = window_starts(length, size, size // 2)
+    weights = (0.1 + np.hanning(size + 2)[1:-1]).astype(np.float32)[:, None]
+    total = np.zeros((length, net.head.out_channels), dtype=np.float32)
+    norm = np.zeros((length, 1), dtype=np.float32)
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i : i + batch_size]
+        out = net(torch.from_numpy(np.stack([values[s : s + size] for s in chunk]))).numpy()
+        for s, logits in zip(chunk, out, strict=True):
+            total[s : s + size] += logits * weights
+            norm[s : s + size] += weights
+    return total / norm
+
+
+def timed(action):
+    started = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - started
+
+
+def stage_run(path: Path, threads: int, with_before: bool) -> None:
+    from control_models.timeseries_labels import model_input
+    from utils.temporal.segments import decode_exclusive
+    from utils.temporal.sequence_net import NetConfig, SequenceNet, predict_logits, probabilities
+    from utils.timeseries.reader import SeriesSpec, read_series
+
+    torch.set_num_threads(threads)
+    spec = SeriesSpec(time_column="time", channels=CHANNELS, max_bytes=2 * 1024**3)
+    series, read_s = timed(lambda: read_series(path, spec))
+    mean, std = np.zeros(len(CHANNELS)), np.ones(len(CHANNELS))
+    values, norm_s = timed(lambda: model_input(series.values, mean, std))
+    net = SequenceNet(NetConfig(in_channels=values.shape[1], n_outputs=len(LABELS) + 1)).eval()
+    logits, net_s = timed(lambda: predict_logits(net, values, 512))
+    probs = probabilities(logits, "exclusive")
+    min_len = np.full(len(LABELS) + 1, 150)
+    segments, decode_s = timed(lambda: decode_exclusive(probs, 0.5 * min_len, min_len))
+    total = read_s + norm_s + net_s + decode_s
+    print(f"stages in this process, {len(series)} rows, {threads} torch threads (untrained net, same cost):")
+    rows = [("read", read_s), ("normalise", norm_s), ("net", net_s), ("decode (Viterbi)", decode_s)]
+    for name, seconds in rows:
+        print(f"  {name:17s} {seconds:6.2f} s  ({100 * seconds / total:4.1f} %)", flush=True)
+    print(f"  {'total':17s} {total:6.2f} s  ({len(segments)} segments)")
+    if not with_before:
+        return
+    (_, read_b), (_, norm_b) = (
+        timed(lambda: read_before(path)),
+        timed(lambda: normalise_before(series.values, mean, std)),
+    )
+    before_logits, net_b = timed(lambda: net_before(net, values, 512))
+    agree = float((before_logits.argmax(1) == logits.argmax(1)).mean())
+    print("the same stages as before this change (ratio before / now):")
+    for name, before, now in (("read", read_b, read_s), ("normalise", norm_b, norm_s), ("net", net_b, net_s)):
+        print(f"  {name:17s} {before:6.2f} s  x{before / now:.2f}")
+    print(f"  argmax agreement of the two nets' windowing: {agree:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-before", action="store_true", help="do not time the previous stages")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        media = tmp / "media"
+        media.mkdir()
+        rows_csv = media / f"rows{args.rows}.csv"
+        write_series(rows_csv, args.rows)
+        print(
+            f"{rows_csv.name}: {args.rows} rows x {len(CHANNELS)} channels, {rows_csv.stat().st_size / 1e6:.0f} MB"
+        )
+        if not args.skip_http:
+            http_run(tmp, media, rows_csv, args.threads)
+        stage_run(rows_csv, args.threads, not args.skip_before)
+
+
+if __name__ == "__main__":
+    main()
