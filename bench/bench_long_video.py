@@ -29,8 +29,8 @@ from ls_api import LabelStudioApi  # noqa: E402
 from servers import LS_TOKEN, start_backend, start_label_studio, wait_until  # noqa: E402
 from shared_sets import timeline_control, video_object, view  # noqa: E402
 
+from fixtures.yolo_checkpoint import build_checkpoint  # noqa: E402
 from tests.synthetic_video import write_video  # noqa: E402
-from tests.yolo_checkpoint import build_checkpoint  # noqa: E402
 
 LABELS = ["Ball", "Goal"]
 

@@ -9,6 +9,7 @@ Run: .venv/bin/python -m bench.bench_timeline_service [--epochs 1000] [--predict
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -17,7 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import dataclasses  # noqa: E402
 
 import cv2  # noqa: E402
 
@@ -72,7 +72,7 @@ def cold_predict_ratios(config: str, model_dir: Path, tmp: Path, sources: list[P
         for runtime in ("auto", "torch"):
             ctx = make_context(model_dir, cache_dir=tmp / f"cold-{runtime}-{attempt}")
             ctx = dataclasses.replace(
-                ctx, settings=ctx.settings.with_overrides(torch_threads=threads, frame_encoder=runtime)
+                ctx, settings=dataclasses.replace(ctx.settings, torch_threads=threads, frame_encoder=runtime)
             )
             predictor = TimelineLabelsModel.create(control_of(config), ctx)  # encoder built, not timed
             _, elapsed = timed(

@@ -4,6 +4,8 @@ not hide /setup's token)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.app_factory import VIDEO_CONFIG, make_app
@@ -34,12 +36,12 @@ def predict_after_setup(settings, label_studio_url: str) -> None:
 
 def test_setup_token_is_used_when_settings_have_a_url_but_no_key(settings, label_studio) -> None:
     url, seen = label_studio
-    predict_after_setup(settings.with_overrides(label_studio_url=url, label_studio_api_key=""), url)
+    predict_after_setup(dataclasses.replace(settings, label_studio_url=url, label_studio_api_key=""), url)
     assert seen == [("/data/upload/1/clip.mp4", "Token fromsetup")]
 
 
 def test_complete_settings_win_over_setup(settings, label_studio) -> None:
     url, seen = label_studio
-    complete = settings.with_overrides(label_studio_url=url, label_studio_api_key="fromenv")
+    complete = dataclasses.replace(settings, label_studio_url=url, label_studio_api_key="fromenv")
     predict_after_setup(complete, "http://127.0.0.1:9")  # /setup names another Label Studio
     assert seen == [("/data/upload/1/clip.mp4", "Token fromenv")]

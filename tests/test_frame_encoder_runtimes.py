@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from control_models.timeline_labels import TimelineLabelsModel
-from tests.timeline_support import OPOSSUM, control_of, make_context, session_dir, timeline_config
-from tests.yolo_checkpoint import build_checkpoint
+from fixtures.timeline import OPOSSUM, control_of, make_context, session_dir, timeline_config
+from fixtures.yolo_checkpoint import build_checkpoint
 from utils.service.settings import Settings
 from utils.video.encoder import YoloFrameEncoder
 from utils.video.features import encode_video
@@ -83,7 +83,9 @@ def test_timeline_control_runs_the_frame_encoder_the_setting_asks_for(
     checkpoint: Path, tmp_path: Path, setting: str, runtime: str
 ):
     context = make_context(tmp_path / "models", cache_dir=tmp_path / "cache")
-    context = dataclasses.replace(context, settings=context.settings.with_overrides(frame_encoder=setting))
+    context = dataclasses.replace(
+        context, settings=dataclasses.replace(context.settings, frame_encoder=setting)
+    )
     config = timeline_config(["a", "b"], model_trainable="true", model_path=checkpoint.name)
     model = TimelineLabelsModel.create(control_of(config), context)
     assert model._encoder().runtime == runtime

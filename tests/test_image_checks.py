@@ -3,6 +3,7 @@ check that reads basic auth from the environment instead of taking the password 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -38,7 +39,7 @@ def test_image_check_fails_the_build_for_a_wrong_torch_build_or_a_root_user(tmp_
 
 @pytest.fixture()
 def served_app(settings):
-    app = make_app(settings.with_overrides(basic_auth_user="ls", basic_auth_pass="s3cret-pass"))
+    app = make_app(dataclasses.replace(settings, basic_auth_user="ls", basic_auth_pass="s3cret-pass"))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -4,15 +4,16 @@ Label Studio is checked end to end in tests/e2e/test_labeling_loop.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
 import pytest
 
+from fixtures.timeline import OPOSSUM, session_dir
+from fixtures.yolo_checkpoint import build_checkpoint
 from tests.app_factory import VIDEO_CONFIG, annotation_event, make_backend
 from tests.recording_control import RecordingTimelineModel
-from tests.timeline_support import OPOSSUM, session_dir
-from tests.yolo_checkpoint import build_checkpoint
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.predictions import PredictionPusher, PushError, TaskSummary, tasks_to_repredict
 from utils.service.errors import BadRequestError
@@ -30,7 +31,7 @@ def loop_settings(settings: Settings, tmp_path: Path) -> Settings:
     media.mkdir()
     for task_id in (1, 2, 3):
         (media / f"v{task_id}.mp4").write_bytes(b"not decoded by the recording model")
-    return settings.with_overrides(media_roots=(media,), predict_budget_s=5.0, push_backoff_s=0.01)
+    return dataclasses.replace(settings, media_roots=(media,), predict_budget_s=5.0, push_backoff_s=0.01)
 
 
 def closed_port_url() -> str:
@@ -156,8 +157,8 @@ def test_unreachable_label_studio_push_is_retried_with_backoff_then_fails_with_t
 
 def test_failed_pushes_show_in_health_with_their_reason(loop_settings: Settings) -> None:
     trained_backend(loop_settings)
-    with_access = loop_settings.with_overrides(
-        label_studio_url=closed_port_url(), label_studio_api_key="0" * 40, push_attempts=2
+    with_access = dataclasses.replace(
+        loop_settings, label_studio_url=closed_port_url(), label_studio_api_key="0" * 40, push_attempts=2
     )
     backend = make_backend(with_access)  # another process of the same service, with API access
 
@@ -195,7 +196,7 @@ def test_prediction_jobs_run_on_rq_workers_with_the_redis_engine(
 
     redis_server = RedisServer(tmp_path / "redis").start()
     try:
-        settings = loop_settings.with_overrides(redis_url=redis_server.url)
+        settings = dataclasses.replace(loop_settings, redis_url=redis_server.url)
         for name, value in {
             "REDIS_URL": redis_server.url,
             "MODEL_DIR": str(settings.model_dir),

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from control_models.timeseries_labels import model_input
-from utils.temporal.sequence_net import PREDICT_WINDOW_FACTOR, NetConfig, SequenceNet, predict_logits
+from utils.temporal.sequence_net import PREDICT_WINDOW_FACTOR, SequenceNet, SequenceNetConfig, predict_logits
 from utils.timeseries.reader import SeriesSpec, read_series
 
 
@@ -35,7 +35,7 @@ def test_model_input_in_float32_matches_the_float64_computation() -> None:
 
 def test_long_series_are_predicted_in_long_windows_blended_only_where_they_overlap() -> None:
     torch.manual_seed(0)
-    net = SequenceNet(NetConfig(in_channels=2, n_outputs=3, hidden_size=8, conv_blocks=1)).eval()
+    net = SequenceNet(SequenceNetConfig(in_channels=2, n_outputs=3, hidden_size=8, conv_blocks=1)).eval()
     size = 16
     span, overlap = size * PREDICT_WINDOW_FACTOR, size // 2
     values = np.random.default_rng(1).normal(size=(5 * span, 2)).astype(np.float32)

@@ -4,6 +4,7 @@ elsewhere, a Redis restart loses no request, a worker on another MODEL_DIR is re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -150,7 +151,7 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_request(cluster: Cluster) 
 
 
 def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster, settings: Settings) -> None:
-    web = make_app(settings.with_overrides(model_dir=cluster.model_dir, redis_url=cluster.redis.url))
+    web = make_app(dataclasses.replace(settings, model_dir=cluster.model_dir, redis_url=cluster.redis.url))
     stray = cluster.worker(MODEL_DIR=str(cluster.root / "not-shared"))
     assert stray.process.wait(60) == 3
     problems = web.test_client().get("/health").get_json()["jobs"]["model_dir"]
@@ -213,7 +214,10 @@ def test_plain_jobs_go_through_the_same_interface_once_per_job_id(tmp_path: Path
     redis_server = RedisServer(tmp_path / "redis").start()
     try:
         engine = RedisJobs(
-            settings.with_overrides(redis_url=redis_server.url), tmp_path / "r", handlers, "worker.perform"
+            dataclasses.replace(settings, redis_url=redis_server.url),
+            tmp_path / "r",
+            handlers,
+            "worker.perform",
         )
         engine.submit("predict", "1", {"tasks": [7]}, job_id="predict-1-v3")
         engine.submit("predict", "1", {"tasks": [7]}, job_id="predict-1-v3")

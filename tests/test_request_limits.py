@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from tests.app_factory import VIDEO_CONFIG, make_app
 
 
 def test_body_over_the_limit_is_413_json(settings) -> None:
-    client = make_app(settings.with_overrides(max_request_bytes=1000)).test_client()
+    client = make_app(dataclasses.replace(settings, max_request_bytes=1000)).test_client()
     body = json.dumps({"action": "START_TRAINING", "project": 1, "pad": "x" * 2000})
     response = client.post("/webhook", data=body, content_type="application/json")
     assert response.status_code == 413

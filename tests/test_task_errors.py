@@ -3,6 +3,8 @@ and /health keeps the last few such errors per project."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from tests.app_factory import VIDEO_CONFIG, make_app
 from tests.local_http import media_server_handler, serving
 
@@ -11,7 +13,7 @@ def test_failed_task_item_says_why_and_health_lists_it(settings, tmp_path) -> No
     media = tmp_path / "media"
     media.mkdir()
     (media / "ok.mp4").write_bytes(b"video")
-    client = make_app(settings.with_overrides(media_roots=(media,))).test_client()
+    client = make_app(dataclasses.replace(settings, media_roots=(media,))).test_client()
     handler = media_server_handler(b"secret")
     with serving(handler) as internal:
         tasks = [
