@@ -53,7 +53,7 @@ class RecordingTimelineModel(ControlModel):
         with open(self.fit_log(), "a") as log:
             entry = {
                 "pid": os.getpid(),
-                "project": self.context.project_id,
+                "project": self.context.store.root.parent.parent.name,  # <project>/controls/<control>
                 "start": started,
                 "end": time.time(),
             }
