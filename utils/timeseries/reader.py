@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 2_000_000
 DEFAULT_MAX_BYTES = 512 * 1024**2
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def read_series(source: Path | dict[str, Any] | list[Any], spec: SeriesSpec, tas
     if not channels:
         raise TaskError(f"task {task_id}: no numeric channel columns in {list(frame.columns)}")
     names = tuple(_find_column(frame, c, task_id, "Channel column") for c in channels)
-    values = np.stack([_channel_values(frame[name], name, task_id) for name in names], axis=1)
+    source_name = source.name if isinstance(source, Path) else "the inline JSON"
+    values = np.stack([_channel_values(frame[name], name, task_id, source_name) for name in names], axis=1)
     return Series(times=times, values=values.astype(np.float32), channels=tuple(channels))
 
 
@@ -165,8 +167,15 @@ def _numeric_columns(frame: pd.DataFrame, exclude: str | None) -> tuple[str, ...
     return tuple(str(c) for c in numeric)
 
 
-def _channel_values(column: pd.Series, name: str, task_id: Any) -> np.ndarray:
+def _channel_values(column: pd.Series, name: str, task_id: Any, source_name: str) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").astype(np.float64).replace([np.inf, -np.inf], np.nan)
+    beyond = np.flatnonzero(values.abs().to_numpy() > FLOAT32_MAX)
+    if len(beyond):  # float32 would turn them into infinities, and every statistic with them
+        row = int(beyond[0])
+        raise TaskError(
+            f"task {task_id}: {source_name} column {name!r} row {row + 1} value {column.iloc[row]!r} is beyond "
+            f"the float32 range (+-{FLOAT32_MAX:.3g})"
+        )
     missing = int(values.isna().sum())
     if missing == len(values):
         raise TaskError(f"task {task_id}: channel column {name!r} has no numeric values")
