@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 from label_studio_sdk.label_interface import LabelInterface
 
-from control_models.base import AnnotatedTask, ControlModel, ModelContext
+from control_models.base import AnnotatedTask, ControlModel, ModelContext, TaskSteps
 from control_models.timeline_labels import TimelineLabelsModel
 from control_models.timeseries_labels import TimeSeriesLabelsModel
 from utils.labelstudio.auth import LabelStudioCredentials
@@ -19,12 +21,14 @@ from utils.labelstudio.client import fetch_annotated_tasks
 from utils.labelstudio.media import MediaResolver
 from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
-from utils.service.errors import BadRequestError, LabelConfigError, TaskError
+from utils.service.errors import BadRequestError, LabelConfigError, NotFoundError, TaskError
 from utils.service.files import read_json, write_json_atomic
 from utils.service.jobs import TrainingJobs
 from utils.service.model_store import ModelStore
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
+from utils.temporal.data_checks import task_problem, training_set_problem
+from utils.temporal.evaluation import Verdict, constant_baseline_f1, held_out_task_ids, judge, macro_f1
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ class TemporalBackend:
     def __init__(self, settings: Settings, control_classes: list[type[ControlModel]] | None = None):
         self.settings = settings
         torch.set_num_threads(settings.torch_threads)
-        self.store = ModelStore(settings.model_dir)
+        self.store = ModelStore(settings.model_dir, keep_versions=settings.model_versions_kept)
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)
         self.jobs = TrainingJobs(projects_root, self.train_project)
@@ -118,9 +122,47 @@ class TemporalBackend:
         return {"status": "UP", "model_class": type(self).__name__, "training": self.jobs.status()}
 
     def model_version(self, project_id: str, label_config: str) -> str:
-        """Changes after every successful training and with the config, so Label Studio re-predicts."""
-        trained = self.store.project_version(project_id)["version"]
+        """Names the serving version of every control and the config, read from MODEL_DIR on each call: it
+        changes at once in every worker after a promotion, a pin or an unpin, so Label Studio re-predicts."""
+        serving = [m.context.store.current_version() for m in self._predictors_for(project_id, label_config)]
+        trained = "+".join(v or "untrained" for v in serving) if any(serving) else "v0"
         return f"{trained}.{config_hash(label_config)}"
+
+    # --- versions ------------------------------------------------------------------------------
+    def versions(self, project: Any) -> dict[str, Any]:
+        """The kept versions of each control of the project, newest first."""
+        pid = project_key(project)
+        models = self._known_project_models(pid)
+        return {"project": pid, "controls": {m.from_name: m.context.store.versions() for m in models}}
+
+    def pin_version(self, project: Any, control: Any, version: Any) -> dict[str, Any]:
+        """Serve `version` of `control` until unpinned (a rollback); `version` None unpins."""
+        pid = project_key(project)
+        models = {m.from_name: m for m in self._known_project_models(pid)}
+        if control not in models:
+            raise BadRequestError(f"'control' must be one of {sorted(models)}, got {control!r}")
+        store = models[control].context.store
+        if version is None:
+            serving = store.unpin()
+            logger.info("project %s, control %s: unpinned; %s serves", pid, control, serving)
+        else:
+            if not isinstance(version, str):
+                raise BadRequestError(f"'version' must be a string or null, got {type(version).__name__}")
+            try:
+                store.pin(version)
+            except KeyError:
+                raise NotFoundError(
+                    f"control {control!r} of project {pid} has no version {version!r}"
+                ) from None
+            logger.info("project %s, control %s: pinned %s", pid, control, version)
+        label_config = self._stored_config(pid) or ""
+        return {"model_version": self.model_version(pid, label_config), **self.versions(pid)}
+
+    def _known_project_models(self, project_id: str) -> list[ControlModel]:
+        label_config = self._stored_config(project_id)
+        if not label_config:
+            raise NotFoundError(f"project {project_id} is unknown here: no /setup or webhook has named it")
+        return self._predictors_for(project_id, label_config)
 
     # --- control models ------------------------------------------------------------------------
     def build_control_models(self, project_id: str, label_config: str) -> list[ControlModel]:
@@ -205,14 +247,15 @@ class TemporalBackend:
         return self.annotations.tasks(project_id)
 
     def train_project(self, project_id: str) -> dict[str, Any]:
-        """Retrain every control of the project on all its annotated tasks (runs in a job thread)."""
+        """Retrain every control of the project on its annotated tasks (runs in a job thread); a candidate
+        serves only when its data is sane and the held-out gate accepts it."""
         label_config = self._stored_config(project_id)
         if not label_config:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
         tasks = labelled_tasks(self._training_tasks(project_id))
         metrics: dict[str, Any] = {}
-        trained, failed = 0, 0
+        failed = 0
         for model in models:
             examples = [
                 AnnotatedTask(task_id, data, [r for r in result if r.get("from_name") == model.from_name])
@@ -223,20 +266,151 @@ class TemporalBackend:
                 metrics[model.from_name] = {"skipped": "no annotated tasks with regions of this control"}
                 continue
             try:
-                result = model.fit(examples)
+                metrics[model.from_name] = self._train_control(project_id, model, examples)
             except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
                 logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)
                 metrics[model.from_name] = {"error": f"{type(exc).__name__}: {exc}"}
                 failed += 1
-                continue
-            metrics[model.from_name] = result
-            trained += "skipped" not in result
-        if failed and not trained:
+        if failed and failed == len([m for m in metrics.values() if "skipped" not in m]):
             raise RuntimeError(f"every control failed to train: {metrics}")
-        if trained:
-            self.store.bump_project_version(project_id)
+        rejected = {name: m["rejected"] for name, m in metrics.items() if "rejected" in m}
         return {
             "model_version": self.model_version(project_id, label_config),
             "tasks": len(tasks),
             "metrics": metrics,
+            **({"rejected": rejected} if rejected else {}),
         }
+
+    def _train_control(self, project_id: str, model: ControlModel, examples: list[AnnotatedTask]) -> dict:
+        """Check the data, fit a candidate on the tasks not held out, gate it, and promote it if accepted."""
+        checked = _check_training_data(model, examples)
+        if checked.problem:
+            logger.warning("project %s, control %s: %s", project_id, model.from_name, checked.problem)
+            return {"rejected": checked.problem, "unusable_tasks": checked.unusable}
+        held_out = held_out_task_ids(project_id, checked.steps) if checked.steps else set()
+        store = model.context.store
+        staging = store.staging()
+        result = _with_store(model, staging).fit([e for e in checked.examples if e.task_id not in held_out])
+        candidate = staging.saved_version
+        if candidate is None:
+            return result  # nothing to learn ({"skipped": ...})
+        verdict = (
+            self._gate(model, candidate, checked, held_out) if checked.steps else None  # models without steps
+        )
+        accepted = verdict is None or verdict.accepted
+        training = {k: v for k, v in result.items() if k != "version"}
+        store.record(
+            candidate,
+            {
+                "accepted": accepted,
+                "gate": verdict.as_dict() if verdict else None,
+                "training": {**training, "unusable_tasks": checked.unusable},
+            },
+        )
+        serves = accepted and store.promote(candidate)
+        logger.info(
+            "project %s, control %s: candidate %s %s",
+            project_id,
+            model.from_name,
+            candidate,
+            verdict.reason if verdict else "serves (no gate for this control)",
+        )
+        summary = {**training, "version": candidate, "serving": serves, "unusable_tasks": checked.unusable}
+        if verdict is not None:
+            summary["gate"] = verdict.as_dict()
+            if not verdict.accepted:
+                summary["rejected"] = verdict.reason
+        return summary
+
+    def _gate(self, model: ControlModel, candidate: str, checked: CheckedData, held_out: set[int]) -> Verdict:
+        """Score candidate and serving version on the same tasks: the held-out ones, or with too few tasks
+        to hold any out, the training tasks."""
+        scored = [e for e in checked.examples if e.task_id in held_out] or checked.examples
+        store = model.context.store
+        serving = store.current_version()
+        candidate_model = _with_store(model, store.at(candidate))
+        serving_model = _with_store(model, store.at(serving)) if serving else None
+        truth, by_candidate, by_serving = [], [], []
+        for example in scored:
+            task = {"id": example.task_id, "data": example.data}
+            steps = checked.steps[example.task_id]
+            truth.append(steps.targets_of(example.regions))
+            by_candidate.append(steps.targets_of(_predicted_regions(candidate_model, task)))
+            if serving_model is not None:
+                by_serving.append(steps.targets_of(_predicted_regions(serving_model, task)))
+        truth_steps = np.concatenate(truth)
+        return judge(
+            candidate_f1=macro_f1(truth_steps, np.concatenate(by_candidate)),
+            serving_f1=macro_f1(truth_steps, np.concatenate(by_serving)) if serving_model else None,
+            baseline_f1=constant_baseline_f1(truth_steps),
+            tolerance=self.settings.gate_tolerance,
+            held_out_tasks=sorted(held_out),
+        )
+
+
+@dataclass(frozen=True)
+class CheckedData:
+    """A control's training tasks after the data checks: those usable, their steps, and why others are not."""
+
+    examples: list[AnnotatedTask]
+    steps: dict[int, TaskSteps]  # empty for models without `task_steps`
+    unusable: list[str]
+    problem: str | None = None
+
+
+def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> CheckedData:
+    """Leave out tasks that cannot be learnt from (with the reason), and refuse a set that cannot give a sane
+    model (too little data, non-finite statistics, a label with no samples)."""
+    steps: dict[int, TaskSteps] = {}
+    targets: dict[int, np.ndarray] = {}
+    unusable: list[str] = []
+    for example in examples:
+        try:
+            task_steps = model.task_steps({"id": example.task_id, "data": example.data})
+        except Exception as exc:  # noqa: BLE001 - one unreadable task never breaks the training
+            unusable.append(str(exc) if isinstance(exc, TaskError) else f"task {example.task_id}: {exc!r}")
+            continue
+        if task_steps is None:
+            return CheckedData(examples, {}, [])
+        target = task_steps.targets_of(example.regions)
+        problem = task_problem(task_steps.inputs, target)
+        if problem:
+            unusable.append(f"task {example.task_id}: {problem}")
+            continue
+        steps[example.task_id], targets[example.task_id] = task_steps, target
+    for reason in unusable:
+        logger.warning("%s: training leaves out %s", model.from_name, reason)
+    usable = [e for e in examples if e.task_id in steps]
+    if not usable:
+        return CheckedData(
+            [], {}, unusable, f"training data refused: no usable task ({'; '.join(unusable[:3])})"
+        )
+    annotated = {
+        label
+        for e in usable
+        for r in e.regions
+        for label in (r.get("value") or {}).get(model.tag.lower()) or []
+    }
+    problem = training_set_problem(
+        [steps[e.task_id].inputs for e in usable],
+        [targets[e.task_id] for e in usable],
+        model.labels,
+        annotated,
+    )
+    if problem:
+        return CheckedData(usable, steps, unusable, f"training data refused: {problem}")
+    return CheckedData(usable, steps, unusable)
+
+
+def _with_store(model: ControlModel, store: Any) -> ControlModel:
+    """The same control model on another view of its store (a staging store, or one fixed version)."""
+    return type(model).create(model.control, replace(model.context, store=store))
+
+
+def _predicted_regions(model: ControlModel, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's regions for a scored task; a prediction that fails counts as predicting nothing."""
+    try:
+        return model.predict_regions(task)
+    except Exception as exc:  # noqa: BLE001 - a model that cannot predict a task scores nothing on it
+        logger.warning("task %s: prediction for the gate failed: %s", task.get("id"), exc)
+        return []

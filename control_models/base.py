@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 from label_studio_sdk.label_interface.control_tags import ControlTag
 
 from utils.labelstudio.media import MediaResolver
@@ -37,6 +38,14 @@ class AnnotatedTask:
     task_id: int
     data: dict[str, Any]
     regions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TaskSteps:
+    """One task on the control's time steps (frames or samples), for data checks and the held-out gate."""
+
+    inputs: np.ndarray  # (steps, channels): what the model reads for each step
+    targets_of: Callable[[list[dict[str, Any]]], np.ndarray]  # regions -> (steps, labels) 0/1
 
 
 class ControlModel(ABC):
@@ -87,6 +96,11 @@ class ControlModel(ABC):
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
         """Train on all annotated tasks of the project, save a new version, and return its metrics.
         Return `{"skipped": reason}` without saving when there is nothing to learn."""
+
+    def task_steps(self, task: dict[str, Any]) -> TaskSteps | None:
+        """The task on this control's time steps; raise TaskError when it is unreadable. Models that return
+        None train on every task unchecked, and their candidates serve without the held-out gate."""
+        return None
 
     @property
     def version(self) -> str:

@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel, fraction, non_negative_int, parse_bool, positive
+from control_models.base import (
+    AnnotatedTask,
+    ControlModel,
+    TaskSteps,
+    fraction,
+    non_negative_int,
+    parse_bool,
+    positive,
+)
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.timeline_net import NetConfig, TimelineNet, TrainConfig, predict_proba
 from utils.temporal.timeline_net import fit as fit_net
@@ -157,6 +165,15 @@ class TimelineLabelsModel(ControlModel):
         ls_frames = label_studio_frame_count(video.frame_count, declared, video.fps)
         index = decoded_index_for_ls_frames(ls_frames, declared, video.fps, video.frame_count)
         return video.features[index], video.probs[index]
+
+    def task_steps(self, task: dict[str, Any]) -> TaskSteps | None:
+        if not self.trainable:
+            return None  # simple mode learns nothing: no frames to check, no candidate to gate
+        features, _ = self._frame_features(task)
+        return TaskSteps(
+            features,
+            lambda regions: regions_to_frame_labels(regions, self.from_name, self.labels, len(features)),
+        )
 
     # --- prediction -------------------------------------------------------------------------
     def predict_regions(self, task: dict[str, Any]) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from control_models.base import AnnotatedTask, ControlModel, fraction, parse_bool, positive
+from control_models.base import AnnotatedTask, ControlModel, TaskSteps, fraction, parse_bool, positive
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.segments import Segment, collapse_to_peak, decode_exclusive, decode_multilabel
 from utils.temporal.sequence_net import (
@@ -151,6 +151,17 @@ class TimeSeriesLabelsModel(ControlModel):
                     f"task {task_id}: valueType='json' but {self.value_key!r} is not JSON"
                 ) from exc
         return read_series(self.context.media.resolve(value, task_id), self.spec, task_id)
+
+    def task_steps(self, task: dict[str, Any]) -> TaskSteps:
+        series = self.load_series(task)
+        return TaskSteps(
+            series.values,
+            lambda regions: (
+                regions_to_targets(
+                    regions, series.times, self.labels, self.spec.axis, self.tag.lower()
+                ).targets
+            ),
+        )
 
     # --- training --------------------------------------------------------------------------
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:

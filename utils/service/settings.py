@@ -33,6 +33,8 @@ class Settings:
     media_max_bytes: int = 2 * 1024**3
     media_timeout_s: float = 60.0
     feature_cache_max_bytes: int = 5 * 1024**3
+    model_versions_kept: int = 5
+    gate_tolerance: float = 0.05
     # The raw environment snapshot taken at creation: control models read their own defaults from it
     # (e.g. the reference backend's TRAIN_EPOCHS), so nothing reads os.environ later.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -58,6 +60,8 @@ class Settings:
             media_max_bytes=int(env.get("MEDIA_MAX_BYTES", str(2 * 1024**3))),
             media_timeout_s=float(env.get("MEDIA_TIMEOUT", "60")),
             feature_cache_max_bytes=int(env.get("FEATURE_CACHE_MAX_BYTES", str(5 * 1024**3))),
+            model_versions_kept=max(1, int(env.get("MODEL_VERSIONS_KEPT", "5"))),
+            gate_tolerance=max(0.0, float(env.get("GATE_TOLERANCE", "0.05"))),
             env=MappingProxyType(env),
         )
 
