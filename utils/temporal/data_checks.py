@@ -31,11 +31,11 @@ def training_set_problem(
     widths = sorted({x.shape[1] for x in inputs})
     if len(widths) > 1:
         return f"the tasks' feature widths differ: {widths}"
-    stacked = np.concatenate(inputs).astype(np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        stats_finite = np.isfinite(stacked.mean(axis=0)).all() and np.isfinite(stacked.std(axis=0)).all()
-    if not stats_finite:
-        return "the feature statistics (mean, standard deviation) are not finite"
+    stacked = np.concatenate(inputs)
+    with np.errstate(over="ignore", invalid="ignore"):  # in float32, as the nets standardize their inputs
+        mean, std = stacked.mean(axis=0, dtype=np.float32), stacked.std(axis=0, dtype=np.float32)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        return "the feature statistics (mean, standard deviation) overflow float32: rescale the data"
     covered = np.concatenate(targets).sum(axis=0)
     empty = [label for label, count in zip(labels, covered, strict=True) if label in annotated and count == 0]
     if empty:
