@@ -4,6 +4,7 @@ Real control models (time series, and video on a small offline YOLO checkpoint) 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,14 @@ def annotate(backend: TemporalBackend, config: str, task_id: int, data: dict, re
     backend.setup("1", config)
 
 
+def annotate_series(backend: TemporalBackend, media: Path, task_ids: Iterable[int]) -> dict[int, dict]:
+    """Well-annotated series tasks; returns their data by task id."""
+    tasks = {i: {"csv": str(write_series(media / f"s{i}.csv", i))} for i in task_ids}
+    for task_id, data in tasks.items():
+        annotate(backend, TS_CONFIG, task_id, data, ts_regions())
+    return tasks
+
+
 def train(app, config: str) -> dict[str, Any]:
     """One START_TRAINING through the webhook; returns the training outcome that /health shows."""
     client = app.test_client()
@@ -88,14 +97,7 @@ def serving(app, control: str) -> str | None:
 def test_overflowing_csv_is_refused_and_the_previous_model_keeps_serving(gate_settings: Settings) -> None:
     app = create_app(gate_settings)
     backend, media = app.config["BACKEND"], gate_settings.media_roots[0]
-    for task_id in (1, 2, 3):
-        annotate(
-            backend,
-            TS_CONFIG,
-            task_id,
-            {"csv": str(write_series(media / f"s{task_id}.csv", task_id))},
-            ts_regions(),
-        )
+    annotate_series(backend, media, [1, 2, 3])
     first = train(app, TS_CONFIG)
     assert first["metrics"]["label"]["serving"], first
     version = serving(app, "label")
@@ -113,14 +115,7 @@ def test_overflowing_csv_is_refused_and_the_previous_model_keeps_serving(gate_se
 def test_an_unreadable_task_is_left_out_with_its_reason_and_the_rest_trains(gate_settings: Settings) -> None:
     app = create_app(gate_settings)
     backend, media = app.config["BACKEND"], gate_settings.media_roots[0]
-    for task_id in (1, 2):
-        annotate(
-            backend,
-            TS_CONFIG,
-            task_id,
-            {"csv": str(write_series(media / f"s{task_id}.csv", task_id))},
-            ts_regions(),
-        )
+    annotate_series(backend, media, [1, 2])
     annotate(
         backend, TS_CONFIG, 3, {"csv": str(write_series(media / "huge.csv", 3, scale=1e300))}, ts_regions()
     )
@@ -133,9 +128,7 @@ def test_an_unreadable_task_is_left_out_with_its_reason_and_the_rest_trains(gate
 def test_label_shuffled_annotations_are_rejected_by_the_held_out_gate(gate_settings: Settings) -> None:
     app = create_app(gate_settings)
     backend, media = app.config["BACKEND"], gate_settings.media_roots[0]
-    tasks = {i: {"csv": str(write_series(media / f"s{i}.csv", i))} for i in range(1, 11)}
-    for task_id, data in tasks.items():
-        annotate(backend, TS_CONFIG, task_id, data, ts_regions())
+    tasks = annotate_series(backend, media, range(1, 11))
     first = train(app, TS_CONFIG)["metrics"]["label"]
     assert first["serving"] and first["gate"]["scored_on"] == "held-out tasks", first
     held_out = held_out_task_ids("1", tasks)
