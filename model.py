@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from label_studio_sdk.label_interface import LabelInterface
 
-from control_models.base import AnnotatedTask, ControlModel, ModelContext, TaskSteps
+from control_models.base import AnnotatedTask, ControlModel, ModelContext
 from control_models.timeline_labels import TimelineLabelsModel
 from control_models.timeseries_labels import TimeSeriesLabelsModel
 from utils.labelstudio.auth import LabelStudioCredentials
@@ -283,20 +284,19 @@ class TemporalBackend:
 
     def _train_control(self, project_id: str, model: ControlModel, examples: list[AnnotatedTask]) -> dict:
         """Check the data, fit a candidate on the tasks not held out, gate it, and promote it if accepted."""
-        checked = _check_training_data(model, examples)
+        checked = _check_training_data(model, examples)  # the tasks' inputs are not kept beyond it
         if checked.problem:
             logger.warning("project %s, control %s: %s", project_id, model.from_name, checked.problem)
             return {"rejected": checked.problem, "unusable_tasks": checked.unusable}
-        held_out = held_out_task_ids(project_id, checked.steps) if checked.steps else set()
+        held_out = held_out_task_ids(project_id, checked.targets_of)
         store = model.context.store
         staging = store.staging()
         result = _with_store(model, staging).fit([e for e in checked.examples if e.task_id not in held_out])
         candidate = staging.saved_version
         if candidate is None:
             return result  # nothing to learn ({"skipped": ...})
-        verdict = (
-            self._gate(model, candidate, checked, held_out) if checked.steps else None  # models without steps
-        )
+        # models without `task_steps` have nothing to score on: their candidates serve ungated
+        verdict = self._gate(model, candidate, checked, held_out) if checked.targets_of else None
         accepted = verdict is None or verdict.accepted
         training = {k: v for k, v in result.items() if k != "version"}
         store.record(
@@ -333,11 +333,11 @@ class TemporalBackend:
         truth, by_candidate, by_serving = [], [], []
         for example in scored:
             task = {"id": example.task_id, "data": example.data}
-            steps = checked.steps[example.task_id]
-            truth.append(steps.targets_of(example.regions))
-            by_candidate.append(steps.targets_of(_predicted_regions(candidate_model, task)))
+            targets_of = checked.targets_of[example.task_id]
+            truth.append(targets_of(example.regions))
+            by_candidate.append(targets_of(_predicted_regions(candidate_model, task)))
             if serving_model is not None:
-                by_serving.append(steps.targets_of(_predicted_regions(serving_model, task)))
+                by_serving.append(targets_of(_predicted_regions(serving_model, task)))
         truth_steps = np.concatenate(truth)
         return judge(
             candidate_f1=macro_f1(truth_steps, np.concatenate(by_candidate)),
@@ -353,7 +353,7 @@ class CheckedData:
     """A control's training tasks after the data checks: those usable, their steps, and why others are not."""
 
     examples: list[AnnotatedTask]
-    steps: dict[int, TaskSteps]  # empty for models without `task_steps`
+    targets_of: dict[int, Callable[[list[dict[str, Any]]], np.ndarray]]  # empty for models without steps
     unusable: list[str]
     problem: str | None = None
 
@@ -361,26 +361,28 @@ class CheckedData:
 def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> CheckedData:
     """Leave out tasks that cannot be learnt from (with the reason), and refuse a set that cannot give a sane
     model (too little data, non-finite statistics, a label with no samples)."""
-    steps: dict[int, TaskSteps] = {}
+    inputs: dict[int, np.ndarray] = {}
     targets: dict[int, np.ndarray] = {}
+    targets_of: dict[int, Callable[[list[dict[str, Any]]], np.ndarray]] = {}
     unusable: list[str] = []
     for example in examples:
         try:
-            task_steps = model.task_steps({"id": example.task_id, "data": example.data})
+            steps = model.task_steps({"id": example.task_id, "data": example.data})
         except Exception as exc:  # noqa: BLE001 - one unreadable task never breaks the training
             unusable.append(str(exc) if isinstance(exc, TaskError) else f"task {example.task_id}: {exc!r}")
             continue
-        if task_steps is None:
+        if steps is None:
             return CheckedData(examples, {}, [])
-        target = task_steps.targets_of(example.regions)
-        problem = task_problem(task_steps.inputs, target)
+        target = steps.targets_of(example.regions)
+        problem = task_problem(steps.inputs, target)
         if problem:
             unusable.append(f"task {example.task_id}: {problem}")
             continue
-        steps[example.task_id], targets[example.task_id] = task_steps, target
+        inputs[example.task_id], targets[example.task_id] = steps.inputs, target
+        targets_of[example.task_id] = steps.targets_of
     for reason in unusable:
         logger.warning("%s: training leaves out %s", model.from_name, reason)
-    usable = [e for e in examples if e.task_id in steps]
+    usable = [e for e in examples if e.task_id in targets_of]
     if not usable:
         return CheckedData(
             [], {}, unusable, f"training data refused: no usable task ({'; '.join(unusable[:3])})"
@@ -391,15 +393,10 @@ def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> 
         for r in e.regions
         for label in (r.get("value") or {}).get(model.tag.lower()) or []
     }
-    problem = training_set_problem(
-        [steps[e.task_id].inputs for e in usable],
-        [targets[e.task_id] for e in usable],
-        model.labels,
-        annotated,
-    )
+    problem = training_set_problem(list(inputs.values()), list(targets.values()), model.labels, annotated)
     if problem:
-        return CheckedData(usable, steps, unusable, f"training data refused: {problem}")
-    return CheckedData(usable, steps, unusable)
+        return CheckedData(usable, targets_of, unusable, f"training data refused: {problem}")
+    return CheckedData(usable, targets_of, unusable)
 
 
 def _with_store(model: ControlModel, store: Any) -> ControlModel:

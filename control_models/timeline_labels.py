@@ -170,9 +170,9 @@ class TimelineLabelsModel(ControlModel):
         if not self.trainable:
             return None  # simple mode learns nothing: no frames to check, no candidate to gate
         features, _ = self._frame_features(task)
+        frames = len(features)
         return TaskSteps(
-            features,
-            lambda regions: regions_to_frame_labels(regions, self.from_name, self.labels, len(features)),
+            features, lambda regions: regions_to_frame_labels(regions, self.from_name, self.labels, frames)
         )
 
     # --- prediction -------------------------------------------------------------------------

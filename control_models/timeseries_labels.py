@@ -154,13 +154,10 @@ class TimeSeriesLabelsModel(ControlModel):
 
     def task_steps(self, task: dict[str, Any]) -> TaskSteps:
         series = self.load_series(task)
+        times, axis, value_key = series.times, self.spec.axis, self.tag.lower()
         return TaskSteps(
             series.values,
-            lambda regions: (
-                regions_to_targets(
-                    regions, series.times, self.labels, self.spec.axis, self.tag.lower()
-                ).targets
-            ),
+            lambda regions: regions_to_targets(regions, times, self.labels, axis, value_key).targets,
         )
 
     # --- training --------------------------------------------------------------------------
