@@ -29,7 +29,14 @@ from utils.service.model_store import ModelStore
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
 from utils.temporal.data_checks import task_problem, training_set_problem
-from utils.temporal.evaluation import Verdict, constant_baseline_f1, held_out_task_ids, judge, macro_f1
+from utils.temporal.evaluation import (
+    Comparison,
+    Verdict,
+    constant_baseline_f1,
+    held_out_task_ids,
+    judge,
+    macro_f1,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -305,6 +312,7 @@ class TemporalBackend:
                 "accepted": accepted,
                 "gate": verdict.as_dict() if verdict else None,
                 "training": {**training, "unusable_tasks": checked.unusable},
+                "trained_on": sorted(e.task_id for e in checked.examples if e.task_id not in held_out),
             },
         )
         serves = accepted and store.promote(candidate)
@@ -323,28 +331,43 @@ class TemporalBackend:
         return summary
 
     def _gate(self, model: ControlModel, candidate: str, checked: CheckedData, held_out: set[int]) -> Verdict:
-        """Score candidate and serving version on the same tasks: the held-out ones, or with too few tasks
-        to hold any out, the training tasks."""
+        """Score the candidate on the held-out tasks (with too few tasks to hold any out, on the training
+        tasks) against the constant baseline, and against the serving version on those of the tasks that the
+        serving version did not train on, so that neither is scored on what it learnt."""
         scored = [e for e in checked.examples if e.task_id in held_out] or checked.examples
         store = model.context.store
         serving = store.current_version()
         candidate_model = _with_store(model, store.at(candidate))
         serving_model = _with_store(model, store.at(serving)) if serving else None
-        truth, by_candidate, by_serving = [], [], []
+        truth, by_candidate, by_serving = {}, {}, {}
         for example in scored:
             task = {"id": example.task_id, "data": example.data}
             targets_of = checked.targets_of[example.task_id]
-            truth.append(targets_of(example.regions))
-            by_candidate.append(targets_of(_predicted_regions(candidate_model, task)))
+            truth[example.task_id] = targets_of(example.regions)
+            by_candidate[example.task_id] = targets_of(_predicted_regions(candidate_model, task))
             if serving_model is not None:
-                by_serving.append(targets_of(_predicted_regions(serving_model, task)))
-        truth_steps = np.concatenate(truth)
+                by_serving[example.task_id] = targets_of(_predicted_regions(serving_model, task))
+
+        def pooled_f1(predicted: dict[int, np.ndarray], task_ids: list[int]) -> float | None:
+            if not task_ids:
+                return None
+            return macro_f1(
+                np.concatenate([truth[i] for i in task_ids]), np.concatenate([predicted[i] for i in task_ids])
+            )
+
+        comparison = None
+        if serving is not None:
+            seen = set(store.read_record(serving).get("trained_on") or []) if held_out else set()
+            compared = [i for i in truth if i not in seen]
+            comparison = Comparison(
+                compared, pooled_f1(by_candidate, compared), pooled_f1(by_serving, compared)
+            )
         return judge(
-            candidate_f1=macro_f1(truth_steps, np.concatenate(by_candidate)),
-            serving_f1=macro_f1(truth_steps, np.concatenate(by_serving)) if serving_model else None,
-            baseline_f1=constant_baseline_f1(truth_steps),
+            candidate_f1=pooled_f1(by_candidate, list(truth)),
+            baseline_f1=constant_baseline_f1(np.concatenate(list(truth.values()))),
             tolerance=self.settings.gate_tolerance,
             held_out_tasks=sorted(held_out),
+            versus_serving=comparison,
         )
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from utils.temporal.data_checks import task_problem, training_set_problem
-from utils.temporal.evaluation import constant_baseline_f1, held_out_task_ids, judge, macro_f1
+from utils.temporal.evaluation import Comparison, constant_baseline_f1, held_out_task_ids, judge, macro_f1
 
 
 def steps(*columns: str) -> np.ndarray:
@@ -37,13 +37,19 @@ def test_held_out_tasks_are_fixed_per_project_and_stay_held_out_as_tasks_arrive(
 
 
 def test_gate_accepts_only_what_beats_the_baseline_and_is_not_worse_than_serving() -> None:
-    assert judge(0.8, None, 0.5, 0.05, [1]).accepted
-    first = judge(0.5, None, 0.5, 0.05, [1])
+    assert judge(0.8, 0.5, 0.05, [1]).accepted
+    first = judge(0.5, 0.5, 0.05, [1])
     assert not first.accepted and "constant baseline" in first.reason
-    assert judge(0.76, 0.8, 0.5, 0.05, [1]).accepted  # within the tolerance
-    worse = judge(0.7, 0.8, 0.5, 0.05, [])
+    assert judge(0.8, 0.5, 0.05, [1], Comparison([1], 0.76, 0.8)).accepted  # within the tolerance
+    worse = judge(0.8, 0.5, 0.05, [], Comparison([1, 2], 0.7, 0.8))
     assert not worse.accepted and "serving version" in worse.reason and worse.scored_on == "training tasks"
-    assert judge(None, None, None, 0.05, [1]).accepted  # nothing labelled to score on
+    assert worse.compared_tasks == [1, 2] and worse.serving_f1 == 0.8
+    assert judge(None, None, 0.05, [1]).accepted  # nothing labelled to score on
+
+
+def test_gate_does_not_compare_on_tasks_the_serving_version_trained_on() -> None:
+    unfair = judge(0.8, 0.5, 0.05, [3], Comparison([], None, None))
+    assert unfair.accepted and "not compared" in unfair.reason
 
 
 def test_task_checks_name_what_is_wrong() -> None:

@@ -4,7 +4,6 @@ Real control models (time series, and video on a small offline YOLO checkpoint) 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,10 @@ import numpy as np
 import pytest
 
 from _wsgi import create_app
-from model import TemporalBackend
+from tests.series_support import TS_CONFIG, annotate, annotate_series, ts_regions, write_series
 from tests.yolo_checkpoint import build_checkpoint
 from utils.service.settings import Settings
 from utils.temporal.evaluation import held_out_task_ids
-
-TS_CONFIG = """<View>
-  <TimeSeries name="ts" valueType="url" value="$csv" timeColumn="t"><Channel column="x"/></TimeSeries>
-  <TimeSeriesLabels name="label" toName="ts" model_classifier_epochs="20" model_classifier_sequence_size="64"
-                    model_classifier_hidden_size="16">
-    <Label value="Up"/><Label value="Down"/>
-  </TimeSeriesLabels>
-</View>"""
-SEGMENTS = {"Up": (40, 99), "Down": (140, 199)}  # inclusive sample ranges of each label in every series
 
 
 @pytest.fixture()
@@ -33,50 +23,6 @@ def gate_settings(settings: Settings, tmp_path: Path) -> Settings:
     media = tmp_path / "media"
     media.mkdir()
     return settings.with_overrides(media_roots=(media.resolve(),))
-
-
-def write_series(path: Path, seed: int, scale: float = 1.0) -> Path:
-    """240 samples: 'Up' is a raised level, 'Down' a lowered one, noise elsewhere; `scale` multiplies it all."""
-    rng = np.random.default_rng(seed)
-    x = 0.15 * rng.standard_normal(240)
-    x[40:100] += 1.5
-    x[140:200] -= 1.5
-    rows = "\n".join(f"{t},{float(v * scale)!r}" for t, v in enumerate(x))
-    path.write_text(f"t,x\n{rows}\n")
-    return path
-
-
-def ts_regions(swap: bool = False) -> list[dict[str, Any]]:
-    names = {"Up": "Down", "Down": "Up"} if swap else {}
-    return [
-        {
-            "from_name": "label",
-            "to_name": "ts",
-            "type": "timeserieslabels",
-            "value": {
-                "start": start,
-                "end": end,
-                "instant": False,
-                "timeserieslabels": [names.get(label, label)],
-            },
-        }
-        for label, (start, end) in SEGMENTS.items()
-    ]
-
-
-def annotate(backend: TemporalBackend, config: str, task_id: int, data: dict, regions: list[dict]) -> None:
-    """Record an annotation as a webhook does, without starting a training."""
-    annotation = {"id": task_id, "task": task_id, "was_cancelled": False, "result": regions}
-    backend.annotations.upsert("1", annotation, {"id": task_id, "data": data})
-    backend.setup("1", config)
-
-
-def annotate_series(backend: TemporalBackend, media: Path, task_ids: Iterable[int]) -> dict[int, dict]:
-    """Well-annotated series tasks; returns their data by task id."""
-    tasks = {i: {"csv": str(write_series(media / f"s{i}.csv", i))} for i in task_ids}
-    for task_id, data in tasks.items():
-        annotate(backend, TS_CONFIG, task_id, data, ts_regions())
-    return tasks
 
 
 def train(app, config: str) -> dict[str, Any]:

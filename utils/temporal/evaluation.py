@@ -50,14 +50,26 @@ def constant_baseline_f1(truth: np.ndarray) -> float | None:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """Candidate and serving version scored on the same tasks: the scored ones the serving version did not
+    train on (a version scored on its own training tasks would look better than it is)."""
+
+    tasks: list[int]
+    candidate_f1: float | None
+    serving_f1: float | None
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The gate's decision on one candidate, kept with the version and shown in /health."""
 
     accepted: bool
     reason: str
     candidate_f1: float | None
-    serving_f1: float | None
     baseline_f1: float | None
+    serving_f1: float | None  # on `compared_tasks`, where the candidate scored `candidate_f1_compared`
+    candidate_f1_compared: float | None
+    compared_tasks: list[int]
     held_out_tasks: list[int]
     scored_on: str  # "held-out tasks" or "training tasks" (too few tasks to hold any out)
 
@@ -67,17 +79,29 @@ class Verdict:
 
 def judge(
     candidate_f1: float | None,
-    serving_f1: float | None,
     baseline_f1: float | None,
     tolerance: float,
     held_out_tasks: list[int],
+    versus_serving: Comparison | None = None,
 ) -> Verdict:
     """A candidate serves when it beats the constant baseline and, if a version serves, is not worse than
-    it by more than `tolerance` (macro-F1 points)."""
+    it by more than `tolerance` (macro-F1 points) on the tasks where both can be compared fairly."""
     scored_on = "held-out tasks" if held_out_tasks else "training tasks"
+    versus = versus_serving or Comparison([], None, None)
+    comparable = versus.candidate_f1 is not None and versus.serving_f1 is not None
 
     def verdict(accepted: bool, reason: str) -> Verdict:
-        return Verdict(accepted, reason, candidate_f1, serving_f1, baseline_f1, held_out_tasks, scored_on)
+        return Verdict(
+            accepted,
+            reason,
+            candidate_f1,
+            baseline_f1,
+            versus.serving_f1,
+            versus.candidate_f1,
+            versus.tasks,
+            held_out_tasks,
+            scored_on,
+        )
 
     if baseline_f1 is None:
         return verdict(True, f"accepted unscored: the {scored_on} hold no labelled steps")
@@ -87,13 +111,20 @@ def judge(
             f"rejected: macro-F1 {candidate_f1 or 0.0:.3f} on the {scored_on} does not beat the constant baseline "
             f"({baseline_f1:.3f})",
         )
-    if serving_f1 is not None and candidate_f1 < serving_f1 - tolerance:
+    if comparable and versus.candidate_f1 < versus.serving_f1 - tolerance:
         return verdict(
             False,
-            f"rejected: macro-F1 {candidate_f1:.3f} on the {scored_on} is worse than the serving version's "
-            f"{serving_f1:.3f} by more than the tolerance {tolerance:g}",
+            f"rejected: macro-F1 {versus.candidate_f1:.3f} on tasks {versus.tasks} is worse than the serving "
+            f"version's {versus.serving_f1:.3f} by more than the tolerance {tolerance:g}",
         )
-    against = f", serving {serving_f1:.3f}" if serving_f1 is not None else ""
+    if comparable:
+        against = (
+            f", serving version {versus.serving_f1:.3f} vs {versus.candidate_f1:.3f} on tasks {versus.tasks}"
+        )
+    elif versus_serving is not None:
+        against = "; not compared with the serving version, which trained on these tasks"
+    else:
+        against = ""
     return verdict(
         True,
         f"accepted: macro-F1 {candidate_f1:.3f} on the {scored_on} (baseline {baseline_f1:.3f}{against})",
