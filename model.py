@@ -25,10 +25,10 @@ from utils.service.annotation_store import AnnotationStore
 from utils.service.errors import BadRequestError, LabelConfigError, NotFoundError, TaskError
 from utils.service.files import read_json, write_json_atomic
 from utils.service.jobs import TrainingJobs
-from utils.service.model_store import ModelStore
+from utils.service.model_store import ControlStore, ModelStore
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
-from utils.temporal.data_checks import task_problem, training_set_problem
+from utils.temporal.data_checks import TrainingSetCheck, task_problem
 from utils.temporal.evaluation import (
     Comparison,
     Verdict,
@@ -384,8 +384,7 @@ class CheckedData:
 def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> CheckedData:
     """Leave out tasks that cannot be learnt from (with the reason), and refuse a set that cannot give a sane
     model (too little data, non-finite statistics, a label with no samples)."""
-    inputs: dict[int, np.ndarray] = {}
-    targets: dict[int, np.ndarray] = {}
+    totals = TrainingSetCheck(model.labels)
     targets_of: dict[int, Callable[[list[dict[str, Any]]], np.ndarray]] = {}
     unusable: list[str] = []
     for example in examples:
@@ -401,7 +400,7 @@ def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> 
         if problem:
             unusable.append(f"task {example.task_id}: {problem}")
             continue
-        inputs[example.task_id], targets[example.task_id] = steps.inputs, target
+        totals.add(steps.inputs, target)
         targets_of[example.task_id] = steps.targets_of
     for reason in unusable:
         logger.warning("%s: training leaves out %s", model.from_name, reason)
@@ -416,13 +415,13 @@ def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> 
         for r in e.regions
         for label in (r.get("value") or {}).get(model.tag.lower()) or []
     }
-    problem = training_set_problem(list(inputs.values()), list(targets.values()), model.labels, annotated)
+    problem = totals.problem(annotated)
     if problem:
         return CheckedData(usable, targets_of, unusable, f"training data refused: {problem}")
     return CheckedData(usable, targets_of, unusable)
 
 
-def _with_store(model: ControlModel, store: Any) -> ControlModel:
+def _with_store(model: ControlModel, store: ControlStore) -> ControlModel:
     """The same control model on another view of its store (a staging store, or one fixed version)."""
     return type(model).create(model.control, replace(model.context, store=store))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.temporal.data_checks import task_problem, training_set_problem
+from utils.temporal.data_checks import TrainingSetCheck, task_problem
 from utils.temporal.evaluation import Comparison, constant_baseline_f1, held_out_task_ids, judge, macro_f1
 
 
@@ -60,11 +60,18 @@ def test_task_checks_name_what_is_wrong() -> None:
     assert "cover none" in task_problem(np.ones((4, 3)), steps("0000"))
 
 
+def check(inputs: list[np.ndarray], targets: list[np.ndarray], labels: list[str], annotated: set[str]):
+    totals = TrainingSetCheck(labels)
+    for x, y in zip(inputs, targets, strict=True):
+        totals.add(x, y)
+    return totals.problem(annotated)
+
+
 def test_training_set_checks_refuse_sets_that_cannot_give_a_sane_model() -> None:
     x, y = [np.ones((10, 2))], [steps("1" * 5 + "0" * 5, "0" * 10)]
-    assert training_set_problem(x, y, ["a", "b"], {"a"}) is None
-    assert "too little data" in training_set_problem([np.ones((3, 2))], [steps("111")], ["a"], {"a"})
-    assert "cover no frame" in training_set_problem(x, y, ["a", "b"], {"a", "b"})
-    assert "widths differ" in training_set_problem(x + [np.ones((10, 3))], y + y, ["a", "b"], {"a"})
-    huge = [np.full((10, 2), 3e38, dtype=np.float32)]
-    assert "overflow float32" in training_set_problem(huge, y, ["a", "b"], {"a"})
+    assert check(x, y, ["a", "b"], {"a"}) is None
+    assert "too little data" in check([np.ones((3, 2))], [steps("111")], ["a"], {"a"})
+    assert "cover no frame" in check(x, y, ["a", "b"], {"a", "b"})
+    assert "widths differ" in check(x + [np.ones((10, 3))], y + y, ["a", "b"], {"a"})
+    huge = [np.full((10, 2), 3e38, dtype=np.float32)]  # finite values whose sums overflow float32
+    assert "overflow float32" in check(huge, y, ["a", "b"], {"a"})

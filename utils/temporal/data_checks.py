@@ -20,24 +20,45 @@ def task_problem(inputs: np.ndarray, targets: np.ndarray) -> str | None:
     return None
 
 
-def training_set_problem(
-    inputs: list[np.ndarray], targets: list[np.ndarray], labels: list[str], annotated: set[str]
-) -> str | None:
-    """Why the usable tasks together cannot give a sane model, or None. `annotated`: the labels the
-    annotations of these tasks name."""
-    steps = sum(len(x) for x in inputs)
-    if steps < MIN_TRAINING_STEPS:
-        return f"too little data: {steps} frames or samples in {len(inputs)} tasks, at least {MIN_TRAINING_STEPS}"
-    widths = sorted({x.shape[1] for x in inputs})
-    if len(widths) > 1:
-        return f"the tasks' feature widths differ: {widths}"
-    stacked = np.concatenate(inputs)
-    with np.errstate(over="ignore", invalid="ignore"):  # in float32, as the nets standardize their inputs
-        mean, std = stacked.mean(axis=0, dtype=np.float32), stacked.std(axis=0, dtype=np.float32)
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        return "the feature statistics (mean, standard deviation) overflow float32: rescale the data"
-    covered = np.concatenate(targets).sum(axis=0)
-    empty = [label for label, count in zip(labels, covered, strict=True) if label in annotated and count == 0]
-    if empty:
-        return f"labels {empty} are in the annotations but their regions cover no frame or sample"
-    return None
+class TrainingSetCheck:
+    """What the whole training set must satisfy, accumulated one task at a time so that no task's inputs
+    need to stay in memory: enough steps, one feature width, statistics that float32 can hold (the nets
+    standardize their inputs in float32), and samples for every label the annotations name."""
+
+    def __init__(self, labels: list[str]):
+        self.labels = labels
+        self.tasks = 0
+        self.steps = 0
+        self.widths: set[int] = set()
+        self.sums = np.zeros(0, dtype=np.float32)
+        self.squares = np.zeros(0, dtype=np.float32)
+        self.covered = np.zeros(len(labels), dtype=np.int64)
+
+    def add(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        self.tasks += 1
+        self.steps += len(inputs)
+        self.widths.add(inputs.shape[1])
+        self.covered += targets.sum(axis=0).astype(np.int64)
+        if len(self.widths) > 1:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):
+            sums = inputs.sum(axis=0, dtype=np.float32)
+            squares = np.square(inputs, dtype=np.float32).sum(axis=0, dtype=np.float32)
+            self.sums = sums if self.tasks == 1 else self.sums + sums
+            self.squares = squares if self.tasks == 1 else self.squares + squares
+
+    def problem(self, annotated: set[str]) -> str | None:
+        """Why these tasks together cannot give a sane model, or None. `annotated`: the labels their
+        annotations name."""
+        if self.steps < MIN_TRAINING_STEPS:
+            return f"too little data: {self.steps} frames or samples in {self.tasks} tasks, at least {MIN_TRAINING_STEPS}"
+        if len(self.widths) > 1:
+            return f"the tasks' feature widths differ: {sorted(self.widths)}"
+        if not (np.isfinite(self.sums).all() and np.isfinite(self.squares).all()):
+            return "the feature statistics (sums of values and of squares) overflow float32: rescale the data"
+        empty = [
+            label for label, n in zip(self.labels, self.covered, strict=True) if label in annotated and n == 0
+        ]
+        if empty:
+            return f"labels {empty} are in the annotations but their regions cover no frame or sample"
+        return None
