@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_timeseries_quality import DATA, config_for  # noqa: E402
 
 from control_models.base import AnnotatedTask  # noqa: E402
 from control_models.timeseries_labels import TimeSeriesLabelsModel  # noqa: E402
 from model import TemporalBackend  # noqa: E402
 from utils.service.settings import Settings  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
 
 
 class TimedTimeSeriesModel(TimeSeriesLabelsModel):
@@ -42,18 +43,6 @@ class TimedTimeSeriesModel(TimeSeriesLabelsModel):
             return super().fit(tasks)
         finally:
             TimedTimeSeriesModel.fit_seconds = time.perf_counter() - started
-
-
-def config_for(dataset: str, epochs: int) -> str:
-    info = json.loads((DATA / dataset / "ground_truth.json").read_text())
-    first = next(iter(info["files"].values()))
-    channels = "".join(f'<Channel column="{c}"/>' for c in first["channels"])
-    labels = "".join(f'<Label value="{label}"/>' for label in info["info"]["labels"])
-    return (
-        f'<View><TimeSeries name="ts" valueType="url" value="$csv_url" timeColumn="time">{channels}</TimeSeries>'
-        f'<TimeSeriesLabels name="label" toName="ts" model_classifier_epochs="{epochs}">{labels}'
-        "</TimeSeriesLabels></View>"
-    )
 
 
 def permuted(regions: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
@@ -100,10 +89,11 @@ def run(dataset: str, epochs: int, tmp: Path) -> tuple[int, int, bool]:
             "CACHE_DIR": str(tmp / dataset / "cache"),
             "MEDIA_ROOTS": str(DATA),
             "TORCH_THREADS": "1",
+            "TRAIN_EPOCHS": str(epochs),
         }
     )
     backend = TemporalBackend(settings, control_classes=[TimedTimeSeriesModel])
-    config = config_for(dataset, epochs)
+    config = config_for(dataset)
     backend.setup("1", config)
     labels = json.loads((DATA / dataset / "ground_truth.json").read_text())["info"]["labels"]
     tasks = json.loads((DATA / dataset / "tasks.json").read_text())
