@@ -19,7 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from model import TemporalBackend
-from utils.service.errors import BackendError, BadRequestError, UnauthorizedError
+from utils.service.errors import BackendError, BadRequestError, ForbiddenError, UnauthorizedError
 from utils.service.metrics import RequestMetrics
 from utils.service.settings import Settings
 
@@ -62,6 +62,19 @@ def require(payload: dict[str, Any], key: str, kind: type | tuple[type, ...]) ->
 def basic_auth_ok(header: str | None, user: str, password: str) -> bool:
     """Constant-time comparison of an `Authorization: Basic ...` header with the configured pair."""
     expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return hmac.compare_digest((header or "").encode(), expected.encode())
+
+
+def may_change_versions(settings: Settings, header: str | None) -> bool:
+    """Pinning changes what every user of a project sees, so it needs a credential: the basic-auth pair when
+    one is configured (checked for every route), else `Authorization: Token <LABEL_STUDIO_API_KEY>`."""
+    if settings.basic_auth_enabled:
+        return True
+    if not settings.label_studio_api_key:
+        raise ForbiddenError(
+            "pinning versions needs credentials: set BASIC_AUTH_USER/BASIC_AUTH_PASS or LABEL_STUDIO_API_KEY"
+        )
+    expected = f"Token {settings.label_studio_api_key}"
     return hmac.compare_digest((header or "").encode(), expected.encode())
 
 
@@ -154,6 +167,28 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
         payload = json_body()
         action = require(payload, "action", str)
         return jsonify(backend.handle_event(action, payload))
+
+    @app.get("/versions")
+    def versions() -> Response:
+        project = request.args.get("project")
+        if not project:
+            raise BadRequestError("'project' query parameter is required, e.g. /versions?project=1")
+        return jsonify(backend.versions(project))
+
+    @app.post("/versions")
+    def pin_version() -> Response:
+        if not may_change_versions(settings, request.headers.get("Authorization")):
+            raise UnauthorizedError("pinning versions needs 'Authorization: Token <LABEL_STUDIO_API_KEY>'")
+        payload = json_body()
+        if "version" not in payload:
+            raise BadRequestError("'version' is required: a version to pin, or null to unpin")
+        return jsonify(
+            backend.pin_version(
+                project=require(payload, "project", (str, int)),
+                control=require(payload, "control", str),
+                version=payload["version"],
+            )
+        )
 
     @app.get("/metrics")
     def metrics_route() -> Response:

@@ -8,9 +8,12 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from label_studio_sdk.label_interface import LabelInterface
 
@@ -25,14 +28,24 @@ from utils.labelstudio.payloads import annotation_problem, integer_id, task_prob
 from utils.labelstudio.predictions import PredictionPusher, tasks_to_repredict
 from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import AnnotationStore
-from utils.service.errors import BadRequestError, LabelConfigError, TaskError
+from utils.service.errors import BadRequestError, LabelConfigError, NotFoundError, TaskError
 from utils.service.files import read_json, write_json_atomic
 from utils.service.job_engine import TRAIN, make_job_engine
-from utils.service.model_store import ModelStore
+from utils.service.model_store import ControlStore, ModelStore
 from utils.service.prediction_jobs import PREDICT, Cancelled, PredictionJob, PredictionJobs
 from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
+from utils.temporal.data_checks import TrainingSetCheck
+from utils.temporal.data_checks import task_problem as steps_problem
+from utils.temporal.evaluation import (
+    Comparison,
+    Verdict,
+    constant_baseline_f1,
+    held_out_task_ids,
+    judge,
+    macro_f1,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +81,7 @@ class TemporalBackend:
     def __init__(self, settings: Settings, control_classes: list[type[ControlModel]] | None = None):
         self.settings = settings
         torch.set_num_threads(settings.torch_threads)
-        self.store = ModelStore(settings.model_dir)
+        self.store = ModelStore(settings.model_dir, keep_versions=settings.model_versions_kept)
         projects_root = settings.model_dir / "projects"
         self.annotations = AnnotationStore(projects_root)
         handlers = {
@@ -181,9 +194,47 @@ class TemporalBackend:
         }
 
     def model_version(self, project_id: str, label_config: str) -> str:
-        """Changes after every successful training and with the config, so Label Studio re-predicts."""
-        trained = self.store.project_version(project_id)["version"]
+        """Names the serving version of every control and the config, read from MODEL_DIR on each call: it
+        changes at once in every worker after a promotion, a pin or an unpin, so Label Studio re-predicts."""
+        serving = [m.context.store.current_version() for m in self._predictors_for(project_id, label_config)]
+        trained = "+".join(v or "untrained" for v in serving) if any(serving) else "v0"
         return f"{trained}.{config_hash(label_config)}"
+
+    # --- versions ------------------------------------------------------------------------------
+    def versions(self, project: Any) -> dict[str, Any]:
+        """The kept versions of each control of the project, newest first."""
+        pid = project_key(project)
+        models = self._known_project_models(pid)
+        return {"project": pid, "controls": {m.from_name: m.context.store.versions() for m in models}}
+
+    def pin_version(self, project: Any, control: Any, version: Any) -> dict[str, Any]:
+        """Serve `version` of `control` until unpinned (a rollback); `version` None unpins."""
+        pid = project_key(project)
+        models = {m.from_name: m for m in self._known_project_models(pid)}
+        if control not in models:
+            raise BadRequestError(f"'control' must be one of {sorted(models)}, got {control!r}")
+        store = models[control].context.store
+        if version is None:
+            serving = store.unpin()
+            logger.info("project %s, control %s: unpinned; %s serves", pid, control, serving)
+        else:
+            if not isinstance(version, str):
+                raise BadRequestError(f"'version' must be a string or null, got {type(version).__name__}")
+            try:
+                store.pin(version)
+            except KeyError:
+                raise NotFoundError(
+                    f"control {control!r} of project {pid} has no version {version!r}"
+                ) from None
+            logger.info("project %s, control %s: pinned %s", pid, control, version)
+        label_config = self._stored_config(pid) or ""
+        return {"model_version": self.model_version(pid, label_config), **self.versions(pid)}
+
+    def _known_project_models(self, project_id: str) -> list[ControlModel]:
+        label_config = self._stored_config(project_id)
+        if not label_config:
+            raise NotFoundError(f"project {project_id} is unknown here: no /setup or webhook has named it")
+        return self._predictors_for(project_id, label_config)
 
     # --- control models ------------------------------------------------------------------------
     def build_control_models(self, project_id: str, label_config: str) -> list[ControlModel]:
@@ -296,14 +347,15 @@ class TemporalBackend:
         return self.annotations.tasks(project_id)
 
     def train_project(self, project_id: str) -> dict[str, Any]:
-        """Retrain every control of the project on all its annotated tasks (runs in a job thread)."""
+        """Retrain every control of the project on its annotated tasks (runs in a job thread); a candidate
+        serves only when its data is sane and the held-out gate accepts it."""
         label_config = self._stored_config(project_id)
         if not label_config:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
         tasks, skipped = labelled_tasks(self._training_tasks(project_id))
         metrics: dict[str, Any] = {}
-        trained, failed = 0, 0
+        failed = 0
         for model in models:
             examples = [
                 AnnotatedTask(task_id, data, [r for r in result if r.get("from_name") == model.from_name])
@@ -315,23 +367,21 @@ class TemporalBackend:
                 continue
             try:
                 torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
-                result = model.fit(examples)
+                metrics[model.from_name] = self._train_control(project_id, model, examples)
             except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
                 logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)
                 metrics[model.from_name] = {"error": f"{type(exc).__name__}: {exc}"}
                 failed += 1
-                continue
-            metrics[model.from_name] = result
-            trained += "skipped" not in result
-        if failed and not trained:
+        if failed and failed == len([m for m in metrics.values() if "skipped" not in m]):
             raise RuntimeError(f"every control failed to train: {metrics}")
-        if trained:
-            self.store.bump_project_version(project_id)
+        rejected = {name: m["rejected"] for name, m in metrics.items() if "rejected" in m}
+        if any(m.get("serving") for m in metrics.values()):
             self._repredict(project_id, label_config)
         outcome = {
             "model_version": self.model_version(project_id, label_config),
             "tasks": len(tasks),
             "metrics": metrics,
+            **({"rejected": rejected} if rejected else {}),
         }
         if skipped:
             outcome["skipped_annotations"] = skipped[:MAX_REPORTED_SKIPS]
@@ -437,3 +487,148 @@ class TemporalBackend:
             job.version,
             queued,
         )
+
+    def _train_control(self, project_id: str, model: ControlModel, examples: list[AnnotatedTask]) -> dict:
+        """Check the data, fit a candidate on the tasks not held out, gate it, and promote it if accepted."""
+        checked = _check_training_data(model, examples)  # the tasks' inputs are not kept beyond it
+        if checked.problem:
+            logger.warning("project %s, control %s: %s", project_id, model.from_name, checked.problem)
+            return {"rejected": checked.problem, "unusable_tasks": checked.unusable}
+        held_out = held_out_task_ids(project_id, checked.targets_of)
+        store = model.context.store
+        staging = store.staging()
+        result = _with_store(model, staging).fit([e for e in checked.examples if e.task_id not in held_out])
+        candidate = staging.saved_version
+        if candidate is None:
+            return result  # nothing to learn ({"skipped": ...})
+        # models without `task_steps` have nothing to score on: their candidates serve ungated
+        verdict = self._gate(model, candidate, checked, held_out) if checked.targets_of else None
+        accepted = verdict is None or verdict.accepted
+        training = {k: v for k, v in result.items() if k != "version"}
+        store.record(
+            candidate,
+            {
+                "accepted": accepted,
+                "gate": verdict.as_dict() if verdict else None,
+                "training": {**training, "unusable_tasks": checked.unusable},
+                "trained_on": sorted(e.task_id for e in checked.examples if e.task_id not in held_out),
+            },
+        )
+        serves = accepted and store.promote(candidate)
+        logger.info(
+            "project %s, control %s: candidate %s %s",
+            project_id,
+            model.from_name,
+            candidate,
+            verdict.reason if verdict else "serves (no gate for this control)",
+        )
+        summary = {**training, "version": candidate, "serving": serves, "unusable_tasks": checked.unusable}
+        if verdict is not None:
+            summary["gate"] = verdict.as_dict()
+            if not verdict.accepted:
+                summary["rejected"] = verdict.reason
+        return summary
+
+    def _gate(self, model: ControlModel, candidate: str, checked: CheckedData, held_out: set[int]) -> Verdict:
+        """Score the candidate on the held-out tasks (with too few tasks to hold any out, on the training
+        tasks) against the constant baseline, and against the serving version on those of the tasks that the
+        serving version did not train on, so that neither is scored on what it learnt."""
+        scored = [e for e in checked.examples if e.task_id in held_out] or checked.examples
+        store = model.context.store
+        serving = store.current_version()
+        candidate_model = _with_store(model, store.at(candidate))
+        serving_model = _with_store(model, store.at(serving)) if serving else None
+        truth, by_candidate, by_serving = {}, {}, {}
+        for example in scored:
+            task = {"id": example.task_id, "data": example.data}
+            targets_of = checked.targets_of[example.task_id]
+            truth[example.task_id] = targets_of(example.regions)
+            by_candidate[example.task_id] = targets_of(_predicted_regions(candidate_model, task))
+            if serving_model is not None:
+                by_serving[example.task_id] = targets_of(_predicted_regions(serving_model, task))
+
+        def pooled_f1(predicted: dict[int, np.ndarray], task_ids: list[int]) -> float | None:
+            if not task_ids:
+                return None
+            return macro_f1(
+                np.concatenate([truth[i] for i in task_ids]), np.concatenate([predicted[i] for i in task_ids])
+            )
+
+        comparison = None
+        if serving is not None:
+            seen = set(store.read_record(serving).get("trained_on") or []) if held_out else set()
+            compared = [i for i in truth if i not in seen]
+            comparison = Comparison(
+                compared, pooled_f1(by_candidate, compared), pooled_f1(by_serving, compared)
+            )
+        return judge(
+            candidate_f1=pooled_f1(by_candidate, list(truth)),
+            baseline_f1=constant_baseline_f1(np.concatenate(list(truth.values()))),
+            tolerance=self.settings.gate_tolerance,
+            held_out_tasks=sorted(held_out),
+            versus_serving=comparison,
+        )
+
+
+@dataclass(frozen=True)
+class CheckedData:
+    """A control's training tasks after the data checks: those usable, their steps, and why others are not."""
+
+    examples: list[AnnotatedTask]
+    targets_of: dict[int, Callable[[list[dict[str, Any]]], np.ndarray]]  # empty for models without steps
+    unusable: list[str]
+    problem: str | None = None
+
+
+def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> CheckedData:
+    """Leave out tasks that cannot be learnt from (with the reason), and refuse a set that cannot give a sane
+    model (too little data, non-finite statistics, a label with no samples)."""
+    totals = TrainingSetCheck(model.labels)
+    targets_of: dict[int, Callable[[list[dict[str, Any]]], np.ndarray]] = {}
+    unusable: list[str] = []
+    for example in examples:
+        try:
+            steps = model.task_steps({"id": example.task_id, "data": example.data})
+        except Exception as exc:  # noqa: BLE001 - one unreadable task never breaks the training
+            unusable.append(str(exc) if isinstance(exc, TaskError) else f"task {example.task_id}: {exc!r}")
+            continue
+        if steps is None:
+            return CheckedData(examples, {}, [])
+        target = steps.targets_of(example.regions)
+        problem = steps_problem(steps.inputs, target)
+        if problem:
+            unusable.append(f"task {example.task_id}: {problem}")
+            continue
+        totals.add(steps.inputs, target)
+        targets_of[example.task_id] = steps.targets_of
+    for reason in unusable:
+        logger.warning("%s: training leaves out %s", model.from_name, reason)
+    usable = [e for e in examples if e.task_id in targets_of]
+    if not usable:
+        return CheckedData(
+            [], {}, unusable, f"training data refused: no usable task ({'; '.join(unusable[:3])})"
+        )
+    annotated = {
+        label
+        for e in usable
+        for r in e.regions
+        for label in (r.get("value") or {}).get(model.tag.lower()) or []
+    }
+    problem = totals.problem(annotated)
+    if problem:
+        return CheckedData(usable, targets_of, unusable, f"training data refused: {problem}")
+    return CheckedData(usable, targets_of, unusable)
+
+
+def _with_store(model: ControlModel, store: ControlStore) -> ControlModel:
+    """The same control model on another view of its store (a staging store, or one fixed version)."""
+    return type(model).create(model.control, replace(model.context, store=store))
+
+
+def _predicted_regions(model: ControlModel, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's regions for a scored task; a prediction that fails counts as predicting nothing."""
+    try:
+        return model.predict_regions(task)
+    except Exception as exc:  # noqa: BLE001 - a model that cannot predict a task scores nothing on it
+        logger.warning("task %s: prediction for the gate failed: %s", task.get("id"), exc)
+        return []

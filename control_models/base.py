@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 from label_studio_sdk.label_interface.control_tags import ControlTag
 
 from utils.labelstudio.media import MediaResolver
@@ -42,6 +43,14 @@ class AnnotatedTask:
 
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskSteps:
+    """One task on the control's time steps (frames or samples), for data checks and the held-out gate."""
+
+    inputs: np.ndarray  # (steps, channels): what the model reads for each step
+    targets_of: Callable[[list[dict[str, Any]]], np.ndarray]  # regions -> (steps, labels) 0/1
 
 
 class ControlModel(ABC):
@@ -137,6 +146,11 @@ class ControlModel(ABC):
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             logger.error("%s: saved model %s is unusable (%s); retrain it", self.from_name, version, exc)
             return None
+
+    def task_steps(self, task: dict[str, Any]) -> TaskSteps | None:
+        """The task on this control's time steps; raise TaskError when it is unreadable. Models that return
+        None train on every task unchecked, and their candidates serve without the held-out gate."""
+        return None
 
     @property
     def version(self) -> str:

@@ -27,6 +27,7 @@ from control_models.base import (
     AnnotatedTask,
     ControlModel,
     Progress,
+    TaskSteps,
     fraction,
     non_negative,
     parse_bool,
@@ -186,6 +187,15 @@ class TimelineLabelsModel(ControlModel):
         ls_frames = label_studio_frame_count(video.frame_count, declared, video.fps)
         index = decoded_index_for_ls_frames(ls_frames, declared, video.fps, video.frame_count)
         return video.features[index], video.probs[index]
+
+    def task_steps(self, task: dict[str, Any]) -> TaskSteps | None:
+        if not self.trainable:
+            return None  # simple mode learns nothing: no frames to check, no candidate to gate
+        features, _ = self._frame_features(task)
+        frames = len(features)
+        return TaskSteps(
+            features, lambda regions: regions_to_frame_labels(regions, self.from_name, self.labels, frames)
+        )
 
     # --- prediction -------------------------------------------------------------------------
     @property

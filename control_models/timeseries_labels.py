@@ -34,7 +34,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from control_models.base import AnnotatedTask, ControlModel, Progress, fraction, positive
+from control_models.base import AnnotatedTask, ControlModel, Progress, TaskSteps, fraction, positive
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.decoder import (
     SWITCH_COST_PER_STEP,
@@ -158,6 +158,14 @@ class TimeSeriesLabelsModel(ControlModel):
                     f"task {task_id}: valueType='json' but {self.value_key!r} is not JSON"
                 ) from exc
         return read_series(self.context.media.resolve(value, task_id), self.spec, task_id)
+
+    def task_steps(self, task: dict[str, Any]) -> TaskSteps:
+        series = self.load_series(task)
+        times, axis, value_key = series.times, self.spec.axis, self.tag.lower()
+        return TaskSteps(
+            series.values,
+            lambda regions: regions_to_targets(regions, times, self.labels, axis, value_key).targets,
+        )
 
     # --- training --------------------------------------------------------------------------
     def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:

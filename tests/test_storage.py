@@ -45,10 +45,10 @@ def test_pickled_module_is_not_loaded(tmp_path) -> None:
 
 
 def test_old_versions_are_pruned(tmp_path) -> None:
-    store = ModelStore(tmp_path).control_store("7", "label")
+    store = ModelStore(tmp_path, keep_versions=3).control_store("7", "label")
     for i in range(6):
         store.save({"w": torch.tensor([float(i)])}, {})
-    assert len(list((store.root / "versions").iterdir())) == storage.KEEP_VERSIONS
+    assert len(list((store.root / "versions").iterdir())) == 3
     assert store.load()[0]["w"].item() == 5.0
 
 

@@ -125,3 +125,19 @@ def test_row_cap_and_size_cap(tmp_path: Path) -> None:
         read_series(path, SeriesSpec(channels=("v",), max_rows=10))
     with pytest.raises(TaskError, match="bytes"):
         read_series(path, SeriesSpec(channels=("v",), max_bytes=10))
+
+
+def test_values_beyond_float32_are_an_error_naming_file_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "time,a,b\n0,1,2\n1,1e308,4\n", name="huge.csv")
+    with pytest.raises(TaskError, match=r"huge\.csv column 'a' row 2 .*float32"):
+        read_series(path, SeriesSpec(time_column="time"), task_id=7)
+
+
+def test_inline_json_values_beyond_float32_name_the_column() -> None:
+    with pytest.raises(TaskError, match=r"inline JSON column 'v' .*float32"):
+        read_series({"v": [1.0, -3e39]}, SeriesSpec(value_type="json"))
+
+
+def test_values_at_the_float32_limit_are_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, "a\n3.4e38\n-3.4e38\n")
+    assert np.isfinite(read_series(path, SeriesSpec()).values).all()

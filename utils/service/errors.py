@@ -17,6 +17,16 @@ class UnauthorizedError(BackendError):
     status = 401
 
 
+class ForbiddenError(BackendError):
+    """The caller may not do this here (e.g. pin a model version without credentials configured)."""
+
+    status = 403
+
+
+class NotFoundError(BackendError):
+    status = 404
+
+
 class LabelConfigError(BackendError):
     """The labeling config is broken or has nothing this backend can serve."""
 

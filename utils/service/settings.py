@@ -122,6 +122,8 @@ class Settings:
     yolo_offline: bool = False  # never try to download a YOLO checkpoint
     timeseries: TimeSeriesDefaults = field(default_factory=TimeSeriesDefaults)
     frame_encoder: str = "auto"  # "auto": ONNX Runtime where it works, else PyTorch; "torch": PyTorch only
+    model_versions_kept: int = 5
+    gate_tolerance: float = 0.05
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -161,6 +163,8 @@ class Settings:
             yolo_offline=read("YOLO_OFFLINE", False, _flag),
             timeseries=TimeSeriesDefaults.from_env(env),
             frame_encoder=_choice(env.get("FRAME_ENCODER", "auto"), "FRAME_ENCODER", ("auto", "torch")),
+            model_versions_kept=max(1, int(env.get("MODEL_VERSIONS_KEPT", "5"))),
+            gate_tolerance=max(0.0, float(env.get("GATE_TOLERANCE", "0.05"))),
         )
 
     @property

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 2_000_000
 DEFAULT_MAX_BYTES = 512 * 1024**2
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def read_series(source: Path | dict[str, Any] | list[Any], spec: SeriesSpec, tas
     if not channels:
         raise TaskError(f"task {task_id}: no numeric channel columns in {list(frame.columns)}")
     names = tuple(_find_column(frame, c, task_id, "Channel column") for c in channels)
-    values = np.stack([_channel_values(frame[name], name, task_id) for name in names], axis=1)
+    source_name = source.name if isinstance(source, Path) else "the inline JSON"
+    values = np.stack([_channel_values(frame[name], name, task_id, source_name) for name in names], axis=1)
     return Series(times=times, values=values.astype(np.float32, copy=False), channels=tuple(channels))
 
 
@@ -176,12 +178,21 @@ def _numeric_columns(frame: pd.DataFrame, exclude: str | None) -> tuple[str, ...
     return tuple(str(c) for c in numeric)
 
 
-def _channel_values(column: pd.Series, name: str, task_id: Any) -> np.ndarray:
-    """float32 values of a channel; text, infinities and gaps are interpolated from their neighbours."""
+def _channel_values(column: pd.Series, name: str, task_id: Any, source_name: str) -> np.ndarray:
+    """float32 values of a channel; text and gaps are interpolated from their neighbours. Infinities (written
+    out, or numbers beyond float32) are an error: they would turn every statistic of the model infinite."""
     if column.dtype.kind not in "fiu":
         column = pd.to_numeric(column, errors="coerce")
-    values = column.to_numpy(dtype=np.float32)  # no copy when the parser already gave float32
-    bad = ~np.isfinite(values)
+    with np.errstate(over="ignore"):
+        values = column.to_numpy(dtype=np.float32)  # no copy when the parser already gave float32
+    infinite = np.flatnonzero(np.isinf(values))
+    if len(infinite):
+        row = int(infinite[0])
+        raise TaskError(
+            f"task {task_id}: {source_name} column {name!r} row {row + 1} value {column.iloc[row]!r} is infinite "
+            f"or beyond the float32 range (+-{FLOAT32_MAX:.3g})"
+        )
+    bad = np.isnan(values)
     missing = int(bad.sum())
     if missing == len(values):
         raise TaskError(f"task {task_id}: channel column {name!r} has no numeric values")

@@ -1,0 +1,77 @@
+"""The gate's measures: step-level macro-F1, the constant baseline, the held-out choice, the decision rule,
+and the data checks that refuse training sets that cannot give a sane model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils.temporal.data_checks import TrainingSetCheck, task_problem
+from utils.temporal.evaluation import Comparison, constant_baseline_f1, held_out_task_ids, judge, macro_f1
+
+
+def steps(*columns: str) -> np.ndarray:
+    """(steps, labels) from one string per label, '1' marking a labelled step."""
+    return np.array([[int(c) for c in column] for column in columns]).T
+
+
+def test_macro_f1_averages_labels_present_in_truth_or_prediction() -> None:
+    truth = steps("1100", "0011", "0000")
+    assert macro_f1(truth, truth) == 1.0
+    assert macro_f1(truth, steps("1000", "0000", "0000")) == pytest.approx((2 / 3 + 0.0) / 2)
+    assert macro_f1(truth, steps("1100", "0011", "1000")) == pytest.approx(2 / 3)  # a false label counts
+    assert macro_f1(steps("0000"), steps("0000")) is None
+
+
+def test_constant_baseline_is_every_label_everywhere() -> None:
+    truth = steps("1100", "0001")
+    assert constant_baseline_f1(truth) == pytest.approx((2 * 2 / 6 + 2 * 1 / 5) / 2)
+
+
+def test_held_out_tasks_are_fixed_per_project_and_stay_held_out_as_tasks_arrive() -> None:
+    assert held_out_task_ids("1", range(4)) == set()  # too few tasks: all of them train
+    ten = held_out_task_ids("1", range(10))
+    assert len(ten) == 2 and held_out_task_ids("1", reversed(range(10))) == ten
+    assert held_out_task_ids("2", range(10)) != ten or held_out_task_ids("3", range(10)) != ten
+    assert len(held_out_task_ids("1", range(100))) == 20
+
+
+def test_gate_accepts_only_what_beats_the_baseline_and_is_not_worse_than_serving() -> None:
+    assert judge(0.8, 0.5, 0.05, [1]).accepted
+    first = judge(0.5, 0.5, 0.05, [1])
+    assert not first.accepted and "constant baseline" in first.reason
+    assert judge(0.8, 0.5, 0.05, [1], Comparison([1], 0.76, 0.8)).accepted  # within the tolerance
+    worse = judge(0.8, 0.5, 0.05, [], Comparison([1, 2], 0.7, 0.8))
+    assert not worse.accepted and "serving version" in worse.reason and worse.scored_on == "training tasks"
+    assert worse.compared_tasks == [1, 2] and worse.serving_f1 == 0.8
+    assert judge(None, None, 0.05, [1]).accepted  # nothing labelled to score on
+
+
+def test_gate_does_not_compare_on_tasks_the_serving_version_trained_on() -> None:
+    unfair = judge(0.8, 0.5, 0.05, [3], Comparison([], None, None))
+    assert unfair.accepted and "not compared" in unfair.reason
+
+
+def test_task_checks_name_what_is_wrong() -> None:
+    labelled = steps("0110")
+    assert task_problem(np.ones((4, 3)), labelled) is None
+    assert "no frames" in task_problem(np.ones((0, 3)), labelled[:0])
+    assert "not finite" in task_problem(np.array([[1.0], [np.nan], [np.inf], [0.0]]), labelled)
+    assert "cover none" in task_problem(np.ones((4, 3)), steps("0000"))
+
+
+def check(inputs: list[np.ndarray], targets: list[np.ndarray], labels: list[str], annotated: set[str]):
+    totals = TrainingSetCheck(labels)
+    for x, y in zip(inputs, targets, strict=True):
+        totals.add(x, y)
+    return totals.problem(annotated)
+
+
+def test_training_set_checks_refuse_sets_that_cannot_give_a_sane_model() -> None:
+    x, y = [np.ones((10, 2))], [steps("1" * 5 + "0" * 5, "0" * 10)]
+    assert check(x, y, ["a", "b"], {"a"}) is None
+    assert "too little data" in check([np.ones((3, 2))], [steps("111")], ["a"], {"a"})
+    assert "cover no frame" in check(x, y, ["a", "b"], {"a", "b"})
+    assert "widths differ" in check(x + [np.ones((10, 3))], y + y, ["a", "b"], {"a"})
+    huge = [np.full((10, 2), 3e38, dtype=np.float32)]  # finite values whose sums overflow float32
+    assert "overflow float32" in check(huge, y, ["a", "b"], {"a"})

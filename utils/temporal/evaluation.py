@@ -1,0 +1,131 @@
+"""Scoring a model on held-out annotated tasks, and the gate's rule for letting a candidate serve.
+
+Scores are step-level (frames or samples) macro-F1 over labels, from multi-hot (steps, labels) arrays of the
+annotations and of the predicted regions: the same measure for every control, written once here."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+HELD_OUT_FRACTION = 0.2
+HELD_OUT_MIN_TASKS = 5  # below this every task trains, and the gate scores on the training tasks
+
+
+def held_out_task_ids(project_id: str, task_ids: Iterable[int]) -> set[int]:
+    """The fifth of the tasks whose hash of project and task id is smallest: fixed per project, so
+    successive versions are compared on the same tasks, and spread over the project's history."""
+    ids = sorted(set(task_ids))
+    if len(ids) < HELD_OUT_MIN_TASKS:
+        return set()
+
+    def rank(task_id: int) -> str:
+        return hashlib.sha256(f"{project_id}:{task_id}".encode()).hexdigest()
+
+    count = max(1, round(HELD_OUT_FRACTION * len(ids)))
+    return set(sorted(ids, key=rank)[:count])
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float | None:
+    """Mean F1 over labels present in either array; None when neither holds a labelled step."""
+    truth, predicted = truth.astype(bool), predicted.astype(bool)
+    scores = []
+    for label in range(truth.shape[1]):
+        t, p = truth[:, label], predicted[:, label]
+        if not t.any() and not p.any():
+            continue
+        hits = int((t & p).sum())
+        scores.append(2 * hits / (int(t.sum()) + int(p.sum())))
+    return float(np.mean(scores)) if scores else None
+
+
+def constant_baseline_f1(truth: np.ndarray) -> float | None:
+    """The best macro-F1 a constant prediction reaches: every label on every step."""
+    return macro_f1(truth, np.ones_like(truth))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate and serving version scored on the same tasks: the scored ones the serving version did not
+    train on (a version scored on its own training tasks would look better than it is)."""
+
+    tasks: list[int]
+    candidate_f1: float | None
+    serving_f1: float | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision on one candidate, kept with the version and shown in /health."""
+
+    accepted: bool
+    reason: str
+    candidate_f1: float | None
+    baseline_f1: float | None
+    serving_f1: float | None  # on `compared_tasks`, where the candidate scored `candidate_f1_compared`
+    candidate_f1_compared: float | None
+    compared_tasks: list[int]
+    held_out_tasks: list[int]
+    scored_on: str  # "held-out tasks" or "training tasks" (too few tasks to hold any out)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge(
+    candidate_f1: float | None,
+    baseline_f1: float | None,
+    tolerance: float,
+    held_out_tasks: list[int],
+    versus_serving: Comparison | None = None,
+) -> Verdict:
+    """A candidate serves when it beats the constant baseline and, if a version serves, is not worse than
+    it by more than `tolerance` (macro-F1 points) on the tasks where both can be compared fairly."""
+    scored_on = "held-out tasks" if held_out_tasks else "training tasks"
+    versus = versus_serving or Comparison([], None, None)
+    comparable = versus.candidate_f1 is not None and versus.serving_f1 is not None
+
+    def verdict(accepted: bool, reason: str) -> Verdict:
+        return Verdict(
+            accepted,
+            reason,
+            candidate_f1,
+            baseline_f1,
+            versus.serving_f1,
+            versus.candidate_f1,
+            versus.tasks,
+            held_out_tasks,
+            scored_on,
+        )
+
+    if baseline_f1 is None:
+        return verdict(True, f"accepted unscored: the {scored_on} hold no labelled steps")
+    if candidate_f1 is None or not math.isfinite(candidate_f1) or candidate_f1 <= baseline_f1:
+        return verdict(
+            False,
+            f"rejected: macro-F1 {candidate_f1 or 0.0:.3f} on the {scored_on} does not beat the constant baseline "
+            f"({baseline_f1:.3f})",
+        )
+    if comparable and versus.candidate_f1 < versus.serving_f1 - tolerance:
+        return verdict(
+            False,
+            f"rejected: macro-F1 {versus.candidate_f1:.3f} on tasks {versus.tasks} is worse than the serving "
+            f"version's {versus.serving_f1:.3f} by more than the tolerance {tolerance:g}",
+        )
+    if comparable:
+        against = (
+            f", serving version {versus.serving_f1:.3f} vs {versus.candidate_f1:.3f} on tasks {versus.tasks}"
+        )
+    elif versus_serving is not None:
+        against = "; not compared with the serving version, which trained on these tasks"
+    else:
+        against = ""
+    return verdict(
+        True,
+        f"accepted: macro-F1 {candidate_f1:.3f} on the {scored_on} (baseline {baseline_f1:.3f}{against})",
+    )
