@@ -138,7 +138,7 @@ def test_a_video_without_frames_is_refused_and_the_previous_model_keeps_serving(
 ) -> None:
     build_checkpoint(gate_settings.model_dir / "tiny-cls.pt")
     config = video_config("tiny-cls.pt")
-    app = create_app(dataclasses.replace(gate_settings, env={"YOLO_OFFLINE": "1"}))
+    app = create_app(dataclasses.replace(gate_settings, yolo_offline=True))
     backend, media = app.config["BACKEND"], gate_settings.media_roots[0]
     for task_id in (1, 2):
         video = write_video(media / f"v{task_id}.mp4", 24)
