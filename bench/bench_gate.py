@@ -7,7 +7,7 @@ gate's verdict with the candidate's, the serving version's and the constant base
 and the gate's extra time (data checks + two models predicting the scored tasks). At the end the labels of
 every training task are permuted (a careless annotator) and the project trains once more: the gate should
 reject that candidate. False rejections of the honest steps are counted.
-Run: `.venv/bin/python bench/bench_gate.py [--datasets basicmotions watch] [--epochs 15]`
+Run: `.venv/bin/python -m bench.bench_gate [--datasets basicmotions watch] [--epochs 15]`
 """
 
 from __future__ import annotations
@@ -15,21 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_timeseries_quality import DATA, config_for  # noqa: E402
-
-from control_models.base import AnnotatedTask  # noqa: E402
-from control_models.timeseries_labels import TimeSeriesLabelsModel  # noqa: E402
-from model import TemporalBackend  # noqa: E402
-from utils.service.settings import Settings  # noqa: E402
+from bench.bench_timeseries_quality import DATA, config_for
+from control_models.base import AnnotatedTask
+from control_models.timeseries_labels import TimeSeriesLabelsModel
+from model import TemporalBackend
+from utils.service.settings import Settings
 
 
 class TimedTimeSeriesModel(TimeSeriesLabelsModel):

@@ -3,14 +3,13 @@ train, embedded engine vs Redis + RQ engine; and training throughput of the Redi
 workers on four projects. Trainings are CPU-bound stand-ins (torch matmuls for `--burn` seconds, one torch
 thread) from the test control model, so the figures measure the engines, not a model.
 
-Run: .venv/bin/python bench/bench_jobs.py [--seconds 10] [--burn 3]
+Run: .venv/bin/python -m bench.bench_jobs [--seconds 10] [--burn 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import tempfile
 import threading
 import time
@@ -19,12 +18,10 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.app_factory import VIDEO_CONFIG, annotation_event  # noqa: E402
-from tests.e2e.servers import Server, wait_until  # noqa: E402
-from tests.job_cluster import Cluster  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from fixtures.app_factory import VIDEO_CONFIG, annotation_event
+from fixtures.job_cluster import Cluster
+from fixtures.redis_server import RedisServer
+from fixtures.servers import Server, wait_until
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -2,31 +2,27 @@
 test* CSVs predicted by /predict), the real TimeSeriesLabels model, macro-F1 per sample as the e2e tests
 score it. The Redis run trains on an RQ worker (`worker.py`), the embedded run in the web process.
 
-Run: .venv/bin/python bench/bench_jobs_quality.py
+Run: .venv/bin/python -m bench.bench_jobs_quality
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.e2e.quality import macro_f1, sample_sets, truth_samples  # noqa: E402
-from tests.e2e.servers import wait_until  # noqa: E402
-from tests.e2e.shared_sets import timeseries_control, timeseries_dataset, timeseries_object  # noqa: E402
-from tests.job_cluster import Cluster  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from fixtures.data import SHARED_DATA
+from fixtures.job_cluster import Cluster
+from fixtures.redis_server import RedisServer
+from fixtures.scoring import macro_f1, sample_sets, truth_samples
+from fixtures.servers import wait_until
+from fixtures.shared_sets import timeseries_control, timeseries_dataset, timeseries_object
 
 
 def run(engine: str, root: Path) -> float:
-    dataset = timeseries_dataset(SHARED)
+    dataset = timeseries_dataset(SHARED_DATA)
     info = dataset.ground_truth
     channels = next(iter(info["files"].values()))["channels"]
     config = f"<View>{timeseries_object(channels)}{timeseries_control(dataset.labels)}</View>"

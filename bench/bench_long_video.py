@@ -7,7 +7,7 @@ the backend's peak memory (VmHWM of each of its processes). Also checks that /pr
 Long: about 90,000 frames; at ~150 frames/s on 2 cores the encoding alone takes ~10 minutes.
 Needs `bash tests/e2e/setup.sh` (Label Studio in .e2e/ls-venv).
 
-Run: .venv/bin/python bench/bench_long_video.py [--minutes 60] [--step 1]
+Run: .venv/bin/python -m bench.bench_long_video [--minutes 60] [--step 1]
 """
 
 from __future__ import annotations
@@ -15,22 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ls_api import LabelStudioApi  # noqa: E402
-from servers import LS_TOKEN, start_backend, start_label_studio, wait_until  # noqa: E402
-from shared_sets import timeline_control, video_object, view  # noqa: E402
-
+from fixtures.ls_api import LabelStudioApi  # noqa: E402
+from fixtures.servers import LS_TOKEN, start_backend, start_label_studio, wait_until  # noqa: E402
+from fixtures.shared_sets import timeline_control, video_object, view  # noqa: E402
+from fixtures.synthetic_video import write_video  # noqa: E402
 from fixtures.yolo_checkpoint import build_checkpoint  # noqa: E402
-from tests.synthetic_video import write_video  # noqa: E402
 
 LABELS = ["Ball", "Goal"]
 

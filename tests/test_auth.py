@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 
-from tests.app_factory import make_app
+from fixtures.app_factory import make_app
 
 
 def header(user: str, password: str) -> dict:

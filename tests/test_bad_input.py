@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app_factory import VIDEO_CONFIG, annotation_event, make_app
+from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_app
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from tests.app_factory import VIDEO_CONFIG, make_app
+from fixtures.app_factory import VIDEO_CONFIG, make_app
 from tests.local_http import media_server_handler, serving
 
 TASK = {"id": 1, "data": {"video": "/data/upload/1/clip.mp4"}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app_factory import make_backend
+from fixtures.app_factory import make_backend
 from utils.service.errors import LabelConfigError
 
 TWO_CONTROLS = (

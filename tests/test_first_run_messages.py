@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app_factory import VIDEO_CONFIG, make_app
+from fixtures.app_factory import VIDEO_CONFIG, make_app
 from utils.service.errors import LabelConfigError
 from utils.video.encoder import resolve_checkpoint
 

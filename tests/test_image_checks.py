@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.app_factory import make_app
+from fixtures.app_factory import make_app
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 

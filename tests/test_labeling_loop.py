@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_backend
+from fixtures.recording_control import RecordingTimelineModel
 from fixtures.timeline import OPOSSUM, session_dir
 from fixtures.yolo_checkpoint import build_checkpoint
-from tests.app_factory import VIDEO_CONFIG, annotation_event, make_backend
-from tests.recording_control import RecordingTimelineModel
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.predictions import PredictionPusher, PushError, TaskSummary, tasks_to_repredict
 from utils.service.errors import BadRequestError
@@ -192,7 +192,7 @@ def test_prediction_jobs_run_on_rq_workers_with_the_redis_engine(
     loop_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import worker  # the RQ worker entry point (imports RQ)
-    from tests.redis_server import RedisServer
+    from fixtures.redis_server import RedisServer
 
     redis_server = RedisServer(tmp_path / "redis").start()
     try:

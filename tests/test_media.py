@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.app_factory import VIDEO_CONFIG, make_app
+from fixtures.app_factory import VIDEO_CONFIG, make_app
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.media import MediaResolver
 from utils.labelstudio.outbound import OutboundPolicy

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.app_factory import VIDEO_CONFIG, annotation_event, make_app
+from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_app
 from utils.service.model_store import ModelStore
 from utils.service.settings import Settings
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.app_factory import make_app
 from fixtures.data import TEST_DATA, require
-from tests.app_factory import make_app
 
 RECORDED = require(TEST_DATA / "ls-payloads")
 PAYLOADS = sorted(RECORDED.glob("*.json"))

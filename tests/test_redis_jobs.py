@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.app_factory import annotation_event, make_app
-from tests.e2e.servers import Server, wait_until
-from tests.job_cluster import Cluster, kill_tree
-from tests.redis_server import RedisServer
+from fixtures.app_factory import annotation_event, make_app
+from fixtures.job_cluster import Cluster, kill_tree
+from fixtures.redis_server import RedisServer
+from fixtures.servers import Server, wait_until
 from utils.service.model_store import ModelStore
 from utils.service.settings import Settings
 
@@ -160,7 +160,7 @@ def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster, s
 
 
 def _train_then_hang(environ: dict[str, str]) -> None:
-    from tests.app_factory import make_backend
+    from fixtures.app_factory import make_backend
 
     backend = make_backend(Settings.from_env(environ))
     backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))

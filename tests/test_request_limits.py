@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from tests.app_factory import VIDEO_CONFIG, make_app
+from fixtures.app_factory import VIDEO_CONFIG, make_app
 
 
 def test_body_over_the_limit_is_413_json(settings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.app_factory import VIDEO_CONFIG, make_app
+from fixtures.app_factory import VIDEO_CONFIG, make_app
 from tests.local_http import media_server_handler, serving
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_factory import VIDEO_CONFIG, annotation_event, make_app, make_backend
-from tests.recording_control import RecordingTimelineModel
+from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_app, make_backend
+from fixtures.recording_control import RecordingTimelineModel
 from utils.service.settings import Settings
 
 

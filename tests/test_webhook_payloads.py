@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tests.app_factory import annotation_event, make_app
+from fixtures.app_factory import annotation_event, make_app
 
 
 def _mutate(path: str, value):

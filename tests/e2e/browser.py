@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servers import E2E_DIR, LS_PASSWORD, LS_USER
+from fixtures.servers import E2E_DIR, LS_PASSWORD, LS_USER
 
 SCRIPT = Path(__file__).with_name("browser.cjs")
 PLAYWRIGHT = E2E_DIR / "node" / "node_modules" / "playwright-core"

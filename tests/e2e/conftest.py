@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from browser import SCREENSHOTS
-from ls_api import Backend, LabelStudio
-from servers import E2E_DIR, LS_TOKEN, Server, start_backend, start_label_studio
-from shared_sets import Dataset, timeseries_dataset, video_dataset
+
+from fixtures.ls_api import Backend, LabelStudio
+from fixtures.servers import E2E_DIR, LS_TOKEN, Server, start_backend, start_label_studio
+from fixtures.shared_sets import Dataset, timeseries_dataset, video_dataset
 
 SETUP_STATUS = E2E_DIR / "setup.status"
 ARTIFACTS = E2E_DIR / "artifacts"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ls_api import Backend, LabelStudio, LabelStudioApi
+from fixtures.ls_api import Backend, LabelStudio, LabelStudioApi
 
 
 @dataclass

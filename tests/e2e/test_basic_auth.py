@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import requests
 from flows import Project, annotate, backend_webhooks, create_project
-from ls_api import basic_auth_header
-from shared_sets import timeseries_config
+
+from fixtures.ls_api import basic_auth_header
+from fixtures.shared_sets import timeseries_config
 
 pytestmark = pytest.mark.e2e
 

@@ -9,11 +9,11 @@ from collections import Counter
 
 import pytest
 from flows import Project, annotate, connect, create_project, yolo_checkpoint
-from quality import labels_in, series_scores
-from servers import wait_until
-from shared_sets import timeline_control, timeseries_config, video_object, view
 
-from tests.synthetic_video import write_video
+from fixtures.scoring import labels_in, series_scores
+from fixtures.servers import wait_until
+from fixtures.shared_sets import timeline_control, timeseries_config, video_object, view
+from fixtures.synthetic_video import write_video
 
 pytestmark = pytest.mark.e2e
 

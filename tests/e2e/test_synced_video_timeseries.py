@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from browser import Page, page_errors, render
 from flows import Project, annotate, connect, create_project, yolo_checkpoint
-from shared_sets import (
+
+from fixtures.shared_sets import (
     timeline_control,
     timeseries_control,
     timeseries_object,

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from browser import Page, page_errors, render
 from flows import Project, annotate, connect, create_project, yolo_checkpoint
-from quality import frame_sets, labels_in, macro_f1, majority_baseline, truth_frames
-from shared_sets import timeline_config
+
+from fixtures.scoring import frame_sets, labels_in, macro_f1, majority_baseline, truth_frames
+from fixtures.shared_sets import timeline_config
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from browser import Page, page_errors, render
 from flows import Project, annotate, backend_webhooks, connect, create_project
-from quality import labels_in, series_scores
-from shared_sets import timeseries_config
+
+from fixtures.scoring import labels_in, series_scores
+from fixtures.shared_sets import timeseries_config
 
 pytestmark = pytest.mark.e2e
 

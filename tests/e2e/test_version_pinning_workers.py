@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from servers import start_backend
 
+from fixtures.servers import start_backend
 from model import TemporalBackend
 from tests.series_support import TS_CONFIG, annotate, ts_regions, write_series
 from utils.service.settings import Settings
