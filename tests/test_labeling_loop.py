@@ -208,7 +208,7 @@ def test_prediction_jobs_run_on_rq_workers_with_the_redis_engine(
         web.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))
         assert worker.serve(make_backend=make_backend, burst=True) == 0  # the training, in an RQ work-horse
         version = web.model_version("1", VIDEO_CONFIG)
-        assert version.startswith("v1")
+        assert not version.startswith("v0.")  # a trained version serves
         current = PredictionJob("1", version, 2, task(2, settings.media_roots[0]))
         stale = PredictionJob("1", "v0.stale", 3, task(3, settings.media_roots[0]))
 
