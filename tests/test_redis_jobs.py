@@ -162,6 +162,7 @@ def test_worker_on_another_model_dir_is_refused_and_reported(cluster: Cluster, s
 def _train_then_hang(environ: dict[str, str]) -> None:
     from fixtures.app_factory import make_backend
 
+    os.environ.update(environ)  # the test control model reads its delay from the environment
     backend = make_backend(Settings.from_env(environ))
     backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))
     time.sleep(120)
