@@ -57,6 +57,11 @@ class Project:
         return stored
 
 
+# These modules test Label Studio's own retrieval (Data Manager -> /predict). Pushed re-predictions after each
+# new version (the labeling loop, tested in test_labeling_loop.py) would race with it, so they are turned off.
+RETRIEVAL_ONLY = "0"
+
+
 def create_project(ls: LabelStudio, title: str, label_config: str, folders: list[str], tasks: dict) -> dict:
     """A project with a local-files storage per media folder and one task per entry of `tasks`
     (key: a name for the task, e.g. its media file; value: the task to import)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from browser import Page, page_errors, render
-from flows import Project, annotate, connect, create_project, yolo_checkpoint
+from flows import RETRIEVAL_ONLY, Project, annotate, connect, create_project, yolo_checkpoint
 
 from fixtures.scoring import frame_sets, labels_in, macro_f1, majority_baseline, truth_frames
 from fixtures.shared_sets import timeline_config
@@ -26,7 +26,7 @@ TRAINABLE = {
 
 @pytest.fixture(scope="module")
 def backend(start_backend_for, video_set):
-    return start_backend_for(setup=yolo_checkpoint(video_set.labels))
+    return start_backend_for(setup=yolo_checkpoint(video_set.labels), REPREDICT_MAX_TASKS=RETRIEVAL_ONLY)
 
 
 @pytest.fixture(scope="module")

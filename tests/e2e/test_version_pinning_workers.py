@@ -32,8 +32,13 @@ def test_a_pinned_version_is_reported_and_used_by_every_worker_at_once(tmp_path:
     media, model_dir = tmp_path / "media", tmp_path / "models"
     media.mkdir()
     settings = Settings.from_env(
-        {"MODEL_DIR": str(model_dir), "CACHE_DIR": str(tmp_path / "cache"), "TORCH_THREADS": "1"}
-    ).with_overrides(media_roots=(media.resolve(),))
+        {
+            "MODEL_DIR": str(model_dir),
+            "CACHE_DIR": str(tmp_path / "cache"),
+            "TORCH_THREADS": "1",
+            "MEDIA_ROOTS": str(media.resolve()),
+        }
+    )
     trainer = TemporalBackend(settings)
     tasks = {i: {"csv": str(write_series(media / f"s{i}.csv", i))} for i in (1, 2, 3)}
     for task_id, data in tasks.items():
