@@ -155,13 +155,8 @@ class TemporalBackend:
             return self._predict_new_tasks(payload)
         if action not in TRAINING_ACTIONS:
             return {"status": "ignored", "action": action}
-        project = payload.get("project")
-        pid = project_key(project)
-        label_config = project.get("label_config") if isinstance(project, dict) else None
-        if label_config:
-            self._predictors_for(pid, label_config)  # a broken config is reported, not queued
-            self._remember_config(pid, label_config)
-        elif not self._stored_config(pid):
+        pid, label_config = self._webhook_project(payload)
+        if not label_config:
             raise BadRequestError(f"project {pid}: no label_config in the webhook and none seen before")
         if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
             annotation, task = payload.get("annotation"), payload.get("task")
@@ -182,6 +177,18 @@ class TemporalBackend:
             self.annotations.delete(pid, ids)
         state = self.jobs.request(pid)
         return {"status": "queued", "action": action, "project": pid, "requested": state["requested"]}
+
+    def _webhook_project(self, payload: dict[str, Any]) -> tuple[str, str | None]:
+        """The webhook's project id and label config: the one it carries (checked, so a broken config is
+        reported rather than queued, and remembered), else the one seen before, if any."""
+        project = payload.get("project")
+        pid = project_key(project)
+        label_config = project.get("label_config") if isinstance(project, dict) else None
+        if not label_config:
+            return pid, self._stored_config(pid)
+        self._predictors_for(pid, label_config)
+        self._remember_config(pid, label_config)
+        return pid, label_config
 
     def health(self) -> dict[str, Any]:
         return {
@@ -260,7 +267,7 @@ class TemporalBackend:
                     models.append(cls.create(control, self._context(project_id, control.name)))
                     break
         if not models:
-            supported = ", ".join(sorted({cls.tag for cls in self.control_classes}))
+            supported = ", ".join(sorted(supported_tags))
             raise LabelConfigError(f"the label config has no supported control tag (supported: {supported})")
         return models
 
@@ -417,15 +424,11 @@ class TemporalBackend:
 
     def _predict_new_tasks(self, payload: dict[str, Any]) -> dict[str, Any]:
         """TASKS_CREATED: queue a pushed prediction per new task when the project's model can predict."""
-        project = payload.get("project")
-        pid = project_key(project)
-        label_config = project.get("label_config") if isinstance(project, dict) else None
-        label_config = label_config or self._stored_config(pid)
+        pid, label_config = self._webhook_project(payload)
         tasks = payload.get("tasks")
         if not label_config or not isinstance(tasks, list):
             raise BadRequestError("TASKS_CREATED needs 'tasks' and a project with its 'label_config'")
         models = self._predictors_for(pid, label_config)
-        self._remember_config(pid, label_config)
         if not any(model.ready for model in models):
             return {"status": "ignored", "action": "TASKS_CREATED", "reason": "no trained model yet"}
         if self._pusher(pid) is None:

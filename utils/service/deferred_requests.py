@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from utils.service.files import read_json, safe_name, write_json_atomic
-from utils.service.locks import file_lock
+from utils.service.project_state import ProjectState
 
 FILE_NAME = "deferred-requests.json"
 
@@ -16,39 +16,35 @@ class DeferredRequests:
     """A per-project count of requests not yet handed to the job engine, shared by the local processes."""
 
     def __init__(self, state_root: Path):
-        self.state_root = state_root
-
-    def _path(self, project_id: str) -> Path:
-        return self.state_root / safe_name(project_id) / FILE_NAME
+        self._state = ProjectState(state_root, FILE_NAME, {"count": 0})
 
     def add(self, project_id: str) -> int:
         """Record one more request; returns the project's deferred count."""
-        path = self._path(project_id)
-        with file_lock(path.with_suffix(".lock")):
-            count = int(read_json(path, default={}).get("count", 0)) + 1
-            write_json_atomic(path, {"count": count, "project": project_id})
-        return count
+
+        def bump(entry: dict[str, Any]) -> None:
+            entry.update(count=int(entry["count"]) + 1, project=project_id)
+
+        return self._state.update(project_id, bump)["count"]
 
     def pending(self) -> dict[str, int]:
-        result: dict[str, int] = {}
-        if not self.state_root.is_dir():
-            return result
-        for path in self.state_root.glob(f"*/{FILE_NAME}"):
-            entry = read_json(path, default={})
-            if entry.get("count"):
-                result[str(entry["project"])] = int(entry["count"])
-        return result
+        entries = self._state.projects().values()
+        return {str(entry["project"]): int(entry["count"]) for entry in entries if entry.get("count")}
 
     def hand_over(self, deliver: Callable[[str, int], None]) -> int:
         """Call `deliver(project_id, count)` for each project with deferred requests and clear what it took;
         stops at the first failure (the rest stays for the next try). Returns the requests handed over."""
-        handed = 0
-        for project_id in self.pending():
-            path = self._path(project_id)
-            with file_lock(path.with_suffix(".lock")):
-                count = int(read_json(path, default={}).get("count", 0))
+        handed: list[int] = []
+
+        def take_from(project_id: str) -> Callable[[dict[str, Any]], None]:
+            def take(entry: dict[str, Any]) -> None:
+                count = int(entry["count"])
                 if count:
-                    deliver(project_id, count)
-                    write_json_atomic(path, {"count": 0, "project": project_id})
-                    handed += count
-        return handed
+                    deliver(project_id, count)  # raising leaves the file as it was
+                    handed.append(count)
+                entry.update(count=0, project=project_id)
+
+            return take
+
+        for project_id in self.pending():
+            self._state.update(project_id, take_from(project_id))
+        return sum(handed)

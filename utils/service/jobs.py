@@ -14,14 +14,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from utils.service.files import read_json, safe_name, write_json_atomic
+from utils.service.files import safe_name
 from utils.service.job_engine import TRAIN, JobHandler
 from utils.service.locks import file_lock, is_locked
+from utils.service.project_state import ProjectState
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ class TrainingJobs:
 
     def __init__(self, state_root: Path, handlers: Mapping[str, JobHandler]):
         self.state_root = state_root
+        self._state = ProjectState(
+            state_root,
+            "jobs.json",
+            {"requested": 0, "trained": 0, "runs": 0, "failures": 0, "state": "idle", "last": None},
+        )
         self._handlers = dict(handlers)
         self._queue: queue.Queue[str] = queue.Queue()
         self._pending: set[str] = set()
@@ -40,22 +46,6 @@ class TrainingJobs:
         self._thread: threading.Thread | None = None
         self._plain: ThreadPoolExecutor | None = None
         self._submitted: set[str] = set()
-
-    # --- files -----------------------------------------------------------------------------
-    def _dir(self, project_id: str) -> Path:
-        return self.state_root / safe_name(project_id)
-
-    def _read(self, project_id: str) -> dict[str, Any]:
-        state = read_json(self._dir(project_id) / "jobs.json", default={})
-        base = {"requested": 0, "trained": 0, "runs": 0, "failures": 0, "state": "idle", "last": None}
-        return {**base, **state} if isinstance(state, dict) else base
-
-    def _update(self, project_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        with file_lock(self._dir(project_id) / "jobs.lock"):
-            state = self._read(project_id)
-            change(state)
-            write_json_atomic(self._dir(project_id) / "jobs.json", state)
-            return state
 
     # --- interface -------------------------------------------------------------------------
     def request(self, project_id: str) -> dict[str, Any]:
@@ -66,7 +56,7 @@ class TrainingJobs:
             if state["state"] == "idle":
                 state["state"] = "queued"
 
-        state = self._update(project_id, bump)
+        state = self._state.update(project_id, bump)
         self._enqueue(project_id)
         return state
 
@@ -120,17 +110,14 @@ class TrainingJobs:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Every known project's job state, as seen by all processes."""
-        result: dict[str, dict[str, Any]] = {}
-        if not self.state_root.is_dir():
-            return result
-        for project_dir in sorted(self.state_root.iterdir()):
-            if not (project_dir / "jobs.json").is_file():
-                continue
-            state = self._read(project_dir.name)
-            if state["state"] == "running" and not is_locked(project_dir / "train.lock"):
+        result = self._state.projects()
+        for project_id, state in result.items():
+            if state["state"] == "running" and not is_locked(self._train_lock(project_id)):
                 state["state"] = "queued" if state["requested"] > state["trained"] else "idle"
-            result[project_dir.name] = state
         return result
+
+    def _train_lock(self, project_id: str) -> Path:
+        return self.state_root / safe_name(project_id) / "train.lock"
 
     def wait_idle(self, project_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
         """Block until every request of `project_id` is handled (tests, CLI tools)."""
@@ -154,16 +141,17 @@ class TrainingJobs:
                 logger.exception("training bookkeeping failed for project %s", project_id)
 
     def _run_once(self, project_id: str) -> None:
-        with file_lock(self._dir(project_id) / "train.lock"):
-            target = self._read(project_id)["requested"]
-            if self._read(project_id)["trained"] >= target:
+        with file_lock(self._train_lock(project_id)):
+            known = self._state.read(project_id)
+            target = known["requested"]
+            if known["trained"] >= target:
                 return  # another process already trained on these requests
 
             def start(state: dict[str, Any]) -> None:
                 state["state"] = "running"
                 state["started_at"] = time.time()
 
-            self._update(project_id, start)
+            self._state.update(project_id, start)
             started = time.monotonic()
             outcome: dict[str, Any]
             try:
@@ -182,4 +170,4 @@ class TrainingJobs:
                 state["last"] = outcome
                 state["state"] = "queued" if state["requested"] > state["trained"] else "idle"
 
-            self._update(project_id, finish)
+            self._state.update(project_id, finish)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.service.files import read_json, safe_name, write_json_atomic
+from utils.service.files import safe_name
 from utils.service.job_engine import JobEngine
-from utils.service.locks import file_lock
+from utils.service.project_state import ProjectState
 
 logger = logging.getLogger(__name__)
 
@@ -80,32 +80,23 @@ class PredictionBook:
     frames, and the most recent failed jobs with their reasons."""
 
     def __init__(self, state_root: Path):
-        self.state_root = state_root
-
-    def _path(self, project_id: str) -> Path:
-        return self.state_root / safe_name(project_id) / "predictions.json"
-
-    def _read(self, project_id: str) -> dict[str, Any]:
-        base = {
-            "queued": 0,
-            "running": 0,
-            "done": 0,
-            "failed": 0,
-            "cancelled": 0,
-            "pushed": 0,
-            "current": None,
-            "failed_pushes": [],
-        }
-        state = read_json(self._path(project_id), default={})
-        return {**base, **state} if isinstance(state, dict) else base
+        self._state = ProjectState(
+            state_root,
+            "predictions.json",
+            {
+                "queued": 0,
+                "running": 0,
+                "done": 0,
+                "failed": 0,
+                "cancelled": 0,
+                "pushed": 0,
+                "current": None,
+                "failed_pushes": [],
+            },
+        )
 
     def update(self, project_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        path = self._path(project_id)
-        with file_lock(path.with_suffix(".lock")):
-            state = self._read(project_id)
-            change(state)
-            write_json_atomic(path, state)
-            return state
+        return self._state.update(project_id, change)
 
     def count(self, project_id: str, **deltas: int) -> None:
         def apply(state: dict[str, Any]) -> None:
@@ -128,13 +119,7 @@ class PredictionBook:
         self.update(job.project_id, apply)
 
     def status(self) -> dict[str, dict[str, Any]]:
-        result: dict[str, dict[str, Any]] = {}
-        if not self.state_root.is_dir():
-            return result
-        for project_dir in sorted(self.state_root.iterdir()):
-            if (project_dir / "predictions.json").is_file():
-                result[project_dir.name] = self._read(project_dir.name)
-        return result
+        return self._state.projects()
 
 
 RunFn = Callable[[PredictionJob, JobProgress], str]
