@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 from rq import Worker
+from rq.job import Job
 
 from model import TemporalBackend
 from utils.service.redis_jobs import RedisJobs
@@ -53,6 +54,12 @@ class BackendWorker(Worker):
         engine = backend().jobs
         if isinstance(engine, RedisJobs):
             engine.sweep()
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        engine = backend().jobs
+        if isinstance(engine, RedisJobs):
+            engine.horse_lost(self.name, job)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stop_requested = True

@@ -3,30 +3,31 @@ train, embedded engine vs Redis + RQ engine; and training throughput of the Redi
 workers on four projects. Trainings are CPU-bound stand-ins (torch matmuls for `--burn` seconds, one torch
 thread) from the test control model, so the figures measure the engines, not a model.
 
-Run: .venv/bin/python -m bench.bench_jobs [--seconds 10] [--burn 3]
+The clients run in processes of their own (bench/http_load.py), so they do not share the GIL with this one;
+the web processes' CPU per request is printed beside the latencies, and the load average before each run
+(other work on the machine shows there).
+
+Run: .venv/bin/python -m bench.bench_jobs [--seconds 10] [--burn 3] [--clients 5 20] [--engines redis]
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import contextlib
+import os
 import tempfile
-import threading
 import time
-from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
+import psutil
 import requests
 
+from bench.http_load import Request, percentile, run_load
 from fixtures.app_factory import VIDEO_CONFIG, annotation_event
 from fixtures.job_cluster import Cluster
 from fixtures.redis_server import RedisServer
 from fixtures.servers import Server, wait_until
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
 def jobs_overview(web: Server) -> dict:
@@ -37,43 +38,32 @@ def training_states(web: Server) -> dict:
     return requests.get(f"{web.url}/health", timeout=10).json()["training"]
 
 
-def load(web: Server, media: Path, seconds: float, clients: int = 20) -> dict[str, list[float]]:
-    """`clients` threads calling /webhook (projects 1 and 2, which keeps both training), /health, /predict."""
-    latencies: dict[str, list[float]] = defaultdict(list)
-    counter = itertools.count(1000)
-    predict = {
-        "tasks": [{"id": 1, "data": {"video": str(media)}}],
-        "project": "1.1",
-        "label_config": VIDEO_CONFIG,
-    }
-    deadline = time.monotonic() + seconds
-
-    def client(index: int) -> None:
-        session = requests.Session()
-        for route in itertools.cycle(["/webhook", "/health", "/predict"][index % 3 :] + ["/webhook"]):
-            if time.monotonic() > deadline:
-                return
-            n = next(counter)
-            started = time.perf_counter()
-            if route == "/webhook":
-                event = annotation_event("ANNOTATION_CREATED", n, n, "Ball", project_id=1 + n % 2)
-                response = session.post(f"{web.url}/webhook", json=event, timeout=30)
-            elif route == "/health":
-                response = session.get(f"{web.url}/health", timeout=30)
-            else:
-                response = session.post(f"{web.url}/predict", json=predict, timeout=30)
-            response.raise_for_status()
-            latencies[route].append(time.perf_counter() - started)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
+def mixed_request(media: str, index: int, number: int) -> Request:
+    """Client `index`'s request `number`: /webhook (projects 1 and 2, which keeps both training), /health and
+    /predict in turn, every other one a webhook; each webhook a new annotation."""
+    routes = ["/webhook", "/health", "/predict"][index % 3 :] + ["/webhook"]
+    route = routes[number % len(routes)]
+    if route == "/health":
+        return route, "GET", None
+    if route == "/predict":
+        task = {"id": 1, "data": {"video": media}}
+        return route, "POST", {"tasks": [task], "project": "1.1", "label_config": VIDEO_CONFIG}
+    n = 1000 + index * 1_000_000 + number
+    return route, "POST", annotation_event("ANNOTATION_CREATED", n, n, "Ball", project_id=1 + n % 2)
 
 
-def latency_run(engine: str, root: Path, seconds: float, burn: str) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's master and workers)."""
+    parent = psutil.Process(pid)
+    total = 0.0
+    for process in [parent, *parent.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def latency_run(engine: str, root: Path, seconds: float, burn: str, clients: int) -> None:
     """One engine under load; `burn="0"`: trainings take no time (the baseline of the same machine)."""
     redis_server = RedisServer(root / "redis").start()
     cluster = Cluster(root, redis_server)
@@ -98,15 +88,22 @@ def latency_run(engine: str, root: Path, seconds: float, burn: str) -> None:
             120,
             "a training",
         )
-        latencies = load(web, media, seconds)
+        web_cpu = cpu_seconds(web.process.pid)
+        load_avg = os.getloadavg()[0]
+        latencies = run_load(web.url, partial(mixed_request, str(media)), clients, seconds)
+        web_cpu = cpu_seconds(web.process.pid) - web_cpu
         runs = sum(s["runs"] for s in training_states(web).values())
+        requests_served = sum(len(v) for v in latencies.values())
         for route in ("/webhook", "/health", "/predict"):
             values = latencies[route]
             print(
-                f"{engine:8s} burn={burn:4s} {route:9s} n={len(values):5d} p50={percentile(values, 0.5):7.1f} ms "
-                f"p99={percentile(values, 0.99):7.1f} ms"
+                f"{engine:8s} burn={burn:4s} clients={clients:2d} {route:9s} n={len(values):5d} "
+                f"p50={percentile(values, 0.5):7.1f} ms p99={percentile(values, 0.99):7.1f} ms"
             )
-        print(f"{engine:8s} trainings finished during the load: {runs}")
+        print(
+            f"{engine:8s} web processes: {web_cpu / max(1, requests_served) * 1000:.1f} CPU ms per request; "
+            f"trainings finished during the load: {runs}; load average before: {load_avg:.1f}"
+        )
     finally:
         cluster.stop()
         redis_server.stop()
@@ -140,14 +137,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per engine")
     parser.add_argument("--burn", type=float, default=3.0, help="CPU seconds per training")
+    parser.add_argument("--clients", type=int, nargs="+", default=[20], help="client counts to load with")
+    parser.add_argument("--engines", nargs="+", default=["embedded", "redis"], choices=["embedded", "redis"])
+    parser.add_argument("--no-throughput", action="store_true", help="skip the one vs two workers run")
     args = parser.parse_args()
     burn = str(args.burn)
-    print(f"20 clients for {args.seconds:.0f} s while projects 1 and 2 train ({burn} CPU s per training;")
-    print("burn=0: the same load with instant trainings, the machine's baseline)")
-    for engine in ("embedded", "redis"):
-        for load_burn in ("0", burn):
-            with tempfile.TemporaryDirectory() as tmp:
-                latency_run(engine, Path(tmp), args.seconds, load_burn)
+    print(
+        f"clients (keep-alive, in 4 processes of their own) for {args.seconds:.0f} s while projects 1 and 2"
+    )
+    print(f"train ({burn} CPU s per training; burn=0: the same load with instant trainings, the baseline)")
+    for engine in args.engines:
+        for clients in args.clients:
+            for load_burn in ("0", burn):
+                with tempfile.TemporaryDirectory() as tmp:
+                    latency_run(engine, Path(tmp), args.seconds, load_burn, clients)
+    if args.no_throughput:
+        return
     times = {}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -126,6 +127,35 @@ def test_training_of_a_worker_killed_with_sigkill_completes_on_another(cluster: 
     assert state["failures"] >= 1  # the lost run is reported
     finished = [run for run in fits(cluster.model_dir) if run["pid"] not in killed]
     assert finished and trained_task_ids(cluster.model_dir, "1") == [1]
+
+
+def test_training_whose_work_horse_is_killed_runs_again_at_once_on_the_same_worker(cluster: Cluster) -> None:
+    # A lock TTL far longer than the test: the training may only run again because the worker freed it.
+    slow_expiry = {"RECORDING_FIT_SECONDS": "3", "JOB_LOCK_TTL": "120"}
+    web = cluster.web(workers=1, **slow_expiry)
+    rq_worker = cluster.worker(**slow_expiry)
+    wait_for(cluster, lambda: len(health(web)["jobs"]["workers"]) == 1, 60, "the RQ worker")
+    assert post_event(web, annotation_event("ANNOTATION_CREATED", 1, 1, "Goal")).status_code == 200
+    wait_for(cluster, lambda: health(web)["training"].get("1", {}).get("worker"), 30, "the training to start")
+    horses = psutil.Process(rq_worker.process.pid).children()
+    assert len(horses) == 1
+    horse = horses[0].pid
+    os.kill(horse, signal.SIGKILL)  # the work-horse only (OOM killer, kill -9); its parent lives on
+
+    def not_running_on_the_dead_horse() -> dict[str, Any] | None:
+        state = health(web)["training"]["1"]
+        return state if state["failures"] == 1 else None
+
+    state = wait_for(cluster, not_running_on_the_dead_horse, 20, "the lost run to be reported")
+    assert "work-horse died" in state["last"]["error"]
+    assert state["trained"] == 0 and state["requested"] == 1
+    training = wait_for(cluster, lambda: trained_up_to_date(web, ["1"]), 30, "the training to run again")
+    assert rq_worker.process.poll() is None
+    assert training["1"]["last"]["status"] == "finished"
+    assert (training["1"]["runs"], training["1"]["failures"]) == (2, 1)
+    finished = [run for run in fits(cluster.model_dir) if run["pid"] != horse]
+    assert len(finished) == 1 and trained_task_ids(cluster.model_dir, "1") == [1]
+    assert health(web)["jobs"]["queue"]["started"] == 0
 
 
 def test_redis_stopped_and_restarted_mid_run_loses_no_request(cluster: Cluster) -> None:

@@ -55,19 +55,49 @@ redis.call('HSET', KEYS[1], 'queued', '1', 'job_id', ARGV[3])
 return {requested, 1}
 """
 
+# Lua: a training whose worker (or work-horse) died without finishing is one failed run, named in `last`.
+# KEYS[1]: project hash; `now`: seconds since the epoch; `how`: why it counts as lost.
+RECORD_LOST = """
+local function record_lost(now, how)
+  local worker = redis.call('HGET', KEYS[1], 'worker')
+  if not worker or worker == '' then return end
+  local lost = {status='failed', error='worker ' .. worker .. ' was lost mid-training (' .. how .. ')',
+                finished_at=tonumber(now), worker=worker}
+  redis.call('HSET', KEYS[1], 'worker', '', 'token', '', 'last', cjson.encode(lost))
+  redis.call('HINCRBY', KEYS[1], 'runs', 1)
+  redis.call('HINCRBY', KEYS[1], 'failures', 1)
+end
+"""
+
 # KEYS: project hash, lock. ARGV: token, worker, ttl ms, job id, now.
 # Returns the requested count to train up to, -1 when another training holds the lock, -2 when nothing is left.
-START = """
+START = (
+    RECORD_LOST
+    + """
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then return -1 end
+record_lost(ARGV[5], 'its lock expired')
 if redis.call('HGET', KEYS[1], 'job_id') == ARGV[4] then redis.call('HSET', KEYS[1], 'queued', '0') end
 local requested = tonumber(redis.call('HGET', KEYS[1], 'requested') or '0')
 if tonumber(redis.call('HGET', KEYS[1], 'trained') or '0') >= requested then
   redis.call('DEL', KEYS[2])
   return -2
 end
-redis.call('HSET', KEYS[1], 'worker', ARGV[2], 'started_at', ARGV[5])
+redis.call('HSET', KEYS[1], 'worker', ARGV[2], 'token', ARGV[1], 'started_at', ARGV[5])
 return requested
 """
+)
+
+# KEYS: project hash, lock. ARGV: worker, now. The worker's work-horse died mid-training (kill -9, OOM): free
+# the project at once (RQ's retry of the job then trains without waiting for the lock to expire).
+HORSE_LOST = (
+    RECORD_LOST
+    + """
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) == redis.call('HGET', KEYS[1], 'token') then redis.call('DEL', KEYS[2]) end
+record_lost(ARGV[2], 'its work-horse died')
+return 1
+"""
+)
 
 # KEYS: project hash, lock. ARGV: token, target, outcome JSON, failed (0/1), job id for a follow-up.
 # Returns 1 when requests arrived during the training and a follow-up job must be queued.
@@ -75,7 +105,7 @@ FINISH = """
 local owned = redis.call('GET', KEYS[2]) == ARGV[1]
 if owned then
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'worker', '')
+  redis.call('HSET', KEYS[1], 'worker', '', 'token', '')
 end
 local trained = tonumber(redis.call('HGET', KEYS[1], 'trained') or '0')
 if tonumber(ARGV[2]) > trained then
@@ -106,16 +136,11 @@ return 0
 
 # KEYS: project hash, lock. ARGV: job id believed dead ('' if none), new job id, now.
 # A training whose lock expired lost its worker: record that, and queue the work again unless a live job has it.
-REPAIR = """
+REPAIR = (
+    RECORD_LOST
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local worker = redis.call('HGET', KEYS[1], 'worker')
-if worker and worker ~= '' then
-  local lost = {status='failed', error='worker ' .. worker .. ' was lost mid-training (its lock expired)',
-                finished_at=tonumber(ARGV[3]), worker=worker}
-  redis.call('HSET', KEYS[1], 'worker', '', 'last', cjson.encode(lost))
-  redis.call('HINCRBY', KEYS[1], 'runs', 1)
-  redis.call('HINCRBY', KEYS[1], 'failures', 1)
-end
+record_lost(ARGV[3], 'its lock expired')
 local requested = tonumber(redis.call('HGET', KEYS[1], 'requested') or '0')
 if tonumber(redis.call('HGET', KEYS[1], 'trained') or '0') >= requested then return 0 end
 if redis.call('HGET', KEYS[1], 'queued') == '1' and redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[1] then
@@ -124,6 +149,7 @@ end
 redis.call('HSET', KEYS[1], 'queued', '1', 'job_id', ARGV[2])
 return 1
 """
+)
 
 
 def _text(value: Any) -> str:
@@ -158,6 +184,7 @@ class RedisJobs:
                 ("start", START),
                 ("finish", FINISH),
                 ("renew", RENEW),
+                ("horse_lost", HORSE_LOST),
                 ("repair", REPAIR),
             )
         }
@@ -409,6 +436,21 @@ class RedisJobs:
                 job.retries_left = 0  # it would fail the same way: into RQ's failed registry at once
             raise error
         return outcome
+
+    def horse_lost(self, worker: str, job: Job) -> bool:
+        """Called by `worker`'s parent when its work-horse died running `job`: a training it held is recorded
+        as lost and its project freed at once, so RQ's retry of the job trains now and /health never shows a
+        dead horse as running. Returns whether a training was freed."""
+        kind, project_id = (job.args or (None, None))[:2]
+        if kind != TRAIN:
+            return False
+        keys = [self._project_key(project_id), self._lock_key(project_id)]
+        freed = bool(self._scripts["horse_lost"](keys=keys, args=[worker, time.time()]))
+        if freed:
+            logger.warning(
+                "project %s: the work-horse of %s died mid-training; it runs again", project_id, worker
+            )
+        return freed
 
     def _acquire(self, project_id: str, token: str, worker: str, job_id: str) -> int:
         """Take the project's lock, waiting while another training holds it; returns the target count."""
