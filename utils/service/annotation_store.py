@@ -24,7 +24,8 @@ class AnnotationStore:
         """Keep (or replace) one annotation together with the task data it belongs to."""
         record = {key: annotation.get(key) for key in ANNOTATION_FIELDS}
         record["task"] = {"id": task.get("id", annotation.get("task")), "data": task.get("data") or {}}
-        write_json_atomic(self._dir(project_id) / f"{safe_name(annotation['id'])}.json", record)
+        # No fsync on the webhook's path: Label Studio keeps the annotation too (see write_atomic).
+        write_json_atomic(self._dir(project_id) / f"{safe_name(annotation['id'])}.json", record, fsync=False)
 
     def delete(self, project_id: str, annotation_ids: list[Any]) -> None:
         for annotation_id in annotation_ids:

@@ -43,23 +43,26 @@ def file_inside(path: Path, roots: tuple[Path, ...]) -> Path:
     return resolved
 
 
-def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
-    """Call `writer` on a temp file beside `path`, fsync it, then rename it over `path`."""
+def write_atomic(path: Path, writer: Callable[[Path], None], fsync: bool = True) -> None:
+    """Call `writer` on a temp file beside `path`, fsync it, then rename it over `path`. `fsync=False` for
+    small records on a request path: the rename still keeps a crashed process from leaving half a file; only
+    a power loss of the host may lose the last seconds of them (as Redis's default `appendfsync everysec`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        if fsync:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, sort_keys=True)))
+def write_json_atomic(path: Path, data: Any, fsync: bool = True) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, sort_keys=True)), fsync)
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -151,9 +151,35 @@ return 1
 """
 )
 
+# KEYS: projects set. ARGV: key prefix. Every project's hash and whether its lock is held, in one round trip.
+STATUS = """
+local result = {}
+for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local hash = redis.call('HGETALL', ARGV[1] .. ':project:' .. pid)
+  result[#result + 1] = {pid, hash, redis.call('EXISTS', ARGV[1] .. ':lock:' .. pid)}
+end
+return result
+"""
+
+# KEYS: queue list, started / finished / failed registries, the queue's workers set, model-dir mismatch hash.
+# The queue's sizes, the model-dir problems and every worker's hash, in one round trip.
+OVERVIEW = """
+local workers = {}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  workers[#workers + 1] = {key, redis.call('HGETALL', key)}
+end
+return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
+        redis.call('ZCARD', KEYS[4]), redis.call('HGETALL', KEYS[6]), workers}
+"""
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _fields(flat: list[Any]) -> dict[str, str]:
+    """A hash as a Lua script returns it (`[field, value, field, value, ...]`) as a dict of str."""
+    return {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
 
 
 class RedisJobs:
@@ -185,6 +211,8 @@ class RedisJobs:
                 ("finish", FINISH),
                 ("renew", RENEW),
                 ("horse_lost", HORSE_LOST),
+                ("status", STATUS),
+                ("overview", OVERVIEW),
                 ("repair", REPAIR),
             )
         }
@@ -296,17 +324,12 @@ class RedisJobs:
         try:
             if self._redis_down:
                 raise redis.ConnectionError("down (requests are kept on disk)")
-            project_ids = sorted(_text(p) for p in self.redis.smembers(self._projects_key))
-            with self.redis.pipeline(transaction=False) as pipe:
-                for pid in project_ids:
-                    pipe.hgetall(self._project_key(pid))
-                    pipe.exists(self._lock_key(pid))
-                replies = pipe.execute()
+            replies = self._scripts["status"](keys=[self._projects_key], args=[PREFIX])
         except redis.RedisError:
             return {pid: {"state": "deferred", "deferred": n} for pid, n in self.deferred.pending().items()}
         result: dict[str, dict[str, Any]] = {}
-        for pid, fields, locked in zip(project_ids, replies[::2], replies[1::2], strict=True):
-            entry = {_text(k): _text(v) for k, v in fields.items()}
+        for raw_pid, fields, locked in sorted(replies, key=lambda reply: _text(reply[0])):
+            pid, entry = _text(raw_pid), _fields(fields)
             requested, trained = int(entry.get("requested") or 0), int(entry.get("trained") or 0)
             worker = entry.get("worker") or None
             if worker and locked:
@@ -327,7 +350,7 @@ class RedisJobs:
         return result
 
     def overview(self) -> dict[str, Any]:
-        """Read in two round trips (it is polled): RQ's queue and registry sizes, its worker hashes."""
+        """Read in one round trip (it is polled): RQ's queue and registry sizes, its worker hashes."""
         deferred = sum(self.deferred.pending().values())
         registries = {
             "started": StartedJobRegistry(queue=self.queue),
@@ -337,34 +360,25 @@ class RedisJobs:
         try:
             if self._redis_down:
                 raise redis.ConnectionError("down (requests are kept on disk)")
-            with self.redis.pipeline(transaction=False) as pipe:
-                pipe.llen(self.queue.key)
-                for registry in registries.values():
-                    pipe.zcard(registry.key)
-                pipe.smembers(WORKERS_BY_QUEUE_KEY % self.queue.name)
-                pipe.hgetall(f"{self._model_dir_key}:mismatch")
-                queued, *counts, worker_keys, problems = pipe.execute()
-            worker_keys = sorted(_text(k) for k in worker_keys)
-            with self.redis.pipeline(transaction=False) as pipe:
-                for key in worker_keys:
-                    pipe.hgetall(key)
-                worker_hashes = pipe.execute()
+            keys = [self.queue.key, *(r.key for r in registries.values())]
+            keys += [WORKERS_BY_QUEUE_KEY % self.queue.name, f"{self._model_dir_key}:mismatch"]
+            queued, *counts, problems, worker_hashes = self._scripts["overview"](keys=keys)
         except redis.RedisError as exc:
             return {"engine": self.name, "redis": f"unreachable: {exc}", "deferred_requests": deferred}
         workers = []
-        for key, fields in zip(worker_keys, worker_hashes, strict=True):
-            info = {_text(k): _text(v) for k, v in fields.items()}
+        for key, fields in sorted(worker_hashes, key=lambda reply: _text(reply[0])):
+            info = _fields(fields)
             if info:  # a worker that died keeps its key until its TTL; an expired one has none
                 workers.append(
                     {
-                        "name": key.rsplit(":", 1)[-1],
+                        "name": _text(key).rsplit(":", 1)[-1],
                         "host": info.get("hostname"),
                         "pid": int(info["pid"]) if info.get("pid") else None,
                         "state": info.get("state"),
                         "last_heartbeat": info.get("last_heartbeat"),
                     }
                 )
-        mismatched = [json.loads(v) for v in problems.values()]
+        mismatched = [json.loads(v) for v in _fields(problems).values()]
         return {
             "engine": self.name,
             "redis": "ok",
