@@ -58,8 +58,11 @@ class BackendWorker(Worker):
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
         engine = backend().jobs
-        if isinstance(engine, RedisJobs):
-            engine.horse_lost(self.name, job)
+        try:
+            if isinstance(engine, RedisJobs):
+                engine.horse_lost(self.name, job)
+        except redis.RedisError as exc:  # the lock then expires and the sweep re-queues the training
+            logger.warning("cannot free the training of job %s at once: %s", job.id, exc)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stop_requested = True
