@@ -3,6 +3,7 @@ make a project on local-files media, connect the backend, annotate, wait for tra
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,9 +58,13 @@ class Project:
         return stored
 
 
-# These modules test Label Studio's own retrieval (Data Manager -> /predict). Pushed re-predictions after each
-# new version (the labeling loop, tested in test_labeling_loop.py) would race with it, so they are turned off.
-RETRIEVAL_ONLY = "0"
+def assert_repredicted(project: Project, task_id: int, version_before: str) -> None:
+    """The task holds the backend's new version once, beside earlier ones: with pushing on, the labeling loop
+    may have given it every version trained meanwhile, but never one version twice."""
+    held = Counter(p["model_version"] for p in project.api.predictions(task_id))
+    version = project.ml_model_version()
+    assert version != version_before and held[version] == 1 and len(held) >= 2, held
+    assert max(held.values()) == 1, f"a version held twice: {held}"
 
 
 def create_project(ls: LabelStudio, title: str, label_config: str, folders: list[str], tasks: dict) -> dict:
