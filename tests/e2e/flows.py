@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fixtures.ls_api import Backend, LabelStudio, LabelStudioApi
+from fixtures.ls_api import ApiError, Backend, LabelStudio, LabelStudioApi
 
 
 @dataclass
@@ -82,9 +82,17 @@ def create_project(ls: LabelStudio, title: str, label_config: str, folders: list
 
 
 def connect(ls: LabelStudio, backend: Backend, created: dict) -> Project:
-    """`POST /api/ml` as the Settings > Model page does."""
+    """`POST /api/ml` as the Settings > Model page does. Label Studio gives /setup 3 s; the first one warms the
+    models (checkpoint load, encoder export), which a loaded machine may not finish in time: connect again then,
+    as a user would."""
     project_id = created["project"]["id"]
-    ml = ls.api.connect_ml(project_id, backend.url)
+    for attempt in range(3):
+        try:
+            ml = ls.api.connect_ml(project_id, backend.url)
+            break
+        except ApiError as exc:
+            if "Read timed out" not in str(exc) or attempt == 2:
+                raise
     assert ml["state"] == "CO", f"backend not connected: {ml}\n{backend.log_tail()}"
     return Project(ls, backend, project_id, ml["id"], created["tasks"])
 
