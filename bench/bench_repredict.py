@@ -33,6 +33,11 @@ REPO = Path(__file__).resolve().parent.parent
 OTHER_IDS = 10**9
 
 
+def without_ids(regions: list[dict]) -> list[dict]:
+    """Regions as compared: each answer names its regions afresh."""
+    return [{k: v for k, v in region.items() if k != "id"} for region in regions]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=200, help="tasks in the project before the import")
@@ -135,7 +140,7 @@ def main() -> None:
             direct_f1, _ = series_scores(direct["result"], series.ground_truth, name, "label", hz)
             print(
                 f"{name}: macro-F1 pushed {pushed_f1:.3f}, /predict {direct_f1:.3f} (majority baseline "
-                f"{baseline:.3f}); same regions: {pushed['result'] == direct['result']}"
+                f"{baseline:.3f}); same regions: {without_ids(pushed['result']) == without_ids(direct['result'])}"
             )
     finally:
         if backend is not None:

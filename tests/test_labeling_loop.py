@@ -19,6 +19,7 @@ from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_backend
 from fixtures.recording_control import RecordingTimelineModel
 from fixtures.timeline import OPOSSUM, session_dir
 from fixtures.yolo_checkpoint import build_checkpoint
+from model import TemporalBackend
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.predictions import PredictionPusher, PushError, TaskSummary, tasks_to_repredict
 from utils.service.errors import BadRequestError
@@ -116,14 +117,20 @@ def with_push_access(settings: Settings) -> Settings:
     return dataclasses.replace(settings, label_studio_url=closed_port_url(), label_studio_api_key="0" * 40)
 
 
+def backend_with_a_queued_job_for_task_2(settings: Settings) -> tuple[TemporalBackend, PredictionJob]:
+    """A trained project with pushing on, and task 2's job claimed as submit() does, before the engine runs it."""
+    trained_backend(settings)
+    backend = make_backend(with_push_access(settings))
+    job = PredictionJob("1", backend.model_version("1", VIDEO_CONFIG), 2, task(2, settings.media_roots[0]))
+    assert backend.predictions._claim(job)
+    return backend, job
+
+
 def test_a_task_whose_queued_job_has_not_started_is_answered_and_the_job_leaves_it(
     loop_settings: Settings,
 ) -> None:
-    trained_backend(loop_settings)
-    backend = make_backend(with_push_access(loop_settings))
-    version = backend.model_version("1", VIDEO_CONFIG)
-    queued = PredictionJob("1", version, 2, task(2, loop_settings.media_roots[0]))
-    assert backend.predictions._claim(queued)  # as submit() does, before the engine runs it
+    backend, queued = backend_with_a_queued_job_for_task_2(loop_settings)
+    version = queued.version
 
     results = backend.predict([task(2, loop_settings.media_roots[0])], 1, VIDEO_CONFIG)["results"]
     backend.predictions.book.count("1", queued=1)
@@ -137,11 +144,7 @@ def test_a_task_whose_queued_job_has_not_started_is_answered_and_the_job_leaves_
 def test_a_task_whose_job_is_predicting_it_is_answered_with_none_once_the_job_ends(
     loop_settings: Settings,
 ) -> None:
-    trained_backend(loop_settings)
-    backend = make_backend(with_push_access(loop_settings))
-    version = backend.model_version("1", VIDEO_CONFIG)
-    running = PredictionJob("1", version, 2, task(2, loop_settings.media_roots[0]))
-    assert backend.predictions._claim(running)
+    backend, running = backend_with_a_queued_job_for_task_2(loop_settings)
     assert backend.predictions.produce(running, BY_JOB) == BY_JOB  # the job started predicting it
     release = threading.Timer(0.5, lambda: backend.predictions._claim_path(running).unlink())
     release.start()
