@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, backend: TemporalBackend | None
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     backend = backend or TemporalBackend(settings)
     backend.jobs.start()
+    backend.predictions.resume()
     metrics = RequestMetrics()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

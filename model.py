@@ -32,7 +32,14 @@ from utils.service.errors import BadRequestError, LabelConfigError, NotFoundErro
 from utils.service.files import read_json, write_json_atomic
 from utils.service.job_engine import TRAIN, make_job_engine
 from utils.service.model_store import ControlStore, ModelStore
-from utils.service.prediction_jobs import PREDICT, Cancelled, PredictionJob, PredictionJobs
+from utils.service.prediction_jobs import (
+    BY_JOB,
+    BY_REQUEST,
+    PREDICT,
+    Cancelled,
+    PredictionJob,
+    PredictionJobs,
+)
 from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
@@ -51,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
+SWEEP_BATCH = 50  # tasks a re-prediction sweep queues before queueing its next round behind newer jobs
 
 
 MAX_REPORTED_SKIPS = 20  # skipped annotations named in /health; the count covers the rest
@@ -120,7 +128,8 @@ class TemporalBackend:
     def predict(self, tasks: list[dict[str, Any]], project: Any, label_config: str) -> dict:
         """Predictions for the tasks that fit in PREDICT_BUDGET_S; the others are handed to a job that
         pushes their prediction when done, and answered with a cached one or none (an empty list, which
-        Label Studio skips, so the pushed prediction is the only one of this version)."""
+        Label Studio skips, so the pushed prediction is the only one of this version). A task whose pushing
+        job is already predicting it is answered with none once the job is done (see `_answer`)."""
         pid = project_key(project)
         models = self._predictors_for(pid, label_config)
         version = self.model_version(pid, label_config)
@@ -131,14 +140,11 @@ class TemporalBackend:
             if not isinstance(task, dict) or not isinstance(task.get("id"), int):
                 results.append(self._predict_task(task, models, version))
                 continue
-            if self.predictions.is_claimed(PredictionJob(pid, version, task["id"])):
-                results.append([])  # its job pushes the prediction; a second one of this version must not be
-                continue
             estimate = self._predict_seconds(task, models)
             if estimate > deadline - time.monotonic():
                 results.append(self._defer(pid, task, version, estimate))
             else:
-                results.append(self._predict_task(task, models, version))
+                results.append(self._answer(pid, task, models, version, deadline))
         self.recent_errors.add(
             pid,
             [
@@ -396,11 +402,33 @@ class TemporalBackend:
         return outcome
 
     # --- the labeling loop: predictions pushed to Label Studio ---------------------------------
-    def _pusher(self, project_id: str) -> PredictionPusher | None:
+    def _can_push(self, project_id: str) -> bool:
         credentials = self._credentials_for(project_id)
-        if credentials is None or not credentials.usable:
+        return credentials is not None and credentials.usable
+
+    def _pusher(self, project_id: str) -> PredictionPusher | None:
+        if not self._can_push(project_id):
             return None
+        credentials = self._credentials_for(project_id)
         return PredictionPusher(credentials, self.settings.push_attempts, self.settings.push_backoff_s)
+
+    def _answer(
+        self, project_id: str, task: dict[str, Any], models: list[ControlModel], version: str, deadline: float
+    ) -> Any:
+        """Predict a cheap task now. With pushing on, /predict and the task's job agree on who produces the
+        version's prediction: a queued job then leaves it to this answer, and a job that started first is
+        waited for (within the budget) and answered with none, as its push is the prediction."""
+        if not self._can_push(project_id):
+            return self._predict_task(task, models, version)
+        job = PredictionJob(project_id, version, task["id"])
+        if self.predictions.produce(job, BY_REQUEST) == BY_JOB:
+            while self.predictions.is_claimed(job) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return []
+        item = self._predict_task(task, models, version)
+        if "error" in item:
+            self.predictions.withdraw(job, BY_REQUEST)
+        return item
 
     def _predict_seconds(self, task: Any, models: list[ControlModel]) -> float:
         if not isinstance(task, dict):
@@ -446,6 +474,7 @@ class TemporalBackend:
         """After a new model version: a sweep job finds the tasks without a prediction of it."""
         if self.settings.repredict_max_tasks and self._pusher(project_id) is not None:
             version = self.model_version(project_id, label_config)
+            self.predictions.forget_older_versions(project_id, version)
             self.predictions.submit([PredictionJob(project_id, version, reason="new model version")])
 
     def run_prediction_job(self, job: PredictionJob, progress: Progress) -> str:
@@ -461,6 +490,9 @@ class TemporalBackend:
             return "done"
         if job.task is None:
             raise TaskError(f"task {job.task_id}: the job carries no task data")
+        if pusher is not None and self.predictions.produce(job, BY_JOB) != BY_JOB:
+            logger.info("task %s: /predict answered %s first; nothing to push", job.task_id, job.version)
+            return "answered"
         models = self._predictors_for(job.project_id, label_config)
         prediction = self._predict_task(job.task, models, job.version, progress)
         if self.model_version(job.project_id, label_config) != job.version:
@@ -473,21 +505,32 @@ class TemporalBackend:
         return "done"
 
     def _sweep(self, job: PredictionJob, pusher: PredictionPusher) -> None:
+        """Queue the next SWEEP_BATCH tasks lacking the version, then the sweep's next round behind them, so
+        that jobs queued meanwhile (new tasks) wait for one batch, not for the whole project."""
         tasks = pusher.project_tasks(job.project_id)
-        chosen = tasks_to_repredict(tasks, job.version, self.settings.repredict_max_tasks)
+        left = self.settings.repredict_max_tasks - job.sweep_round * SWEEP_BATCH
+        missing = [
+            task
+            for task in tasks_to_repredict(tasks, job.version, len(tasks))
+            if not self.predictions.is_handled(PredictionJob(job.project_id, job.version, task.id))
+        ]
+        chosen = missing[: max(0, min(SWEEP_BATCH, left))]
         jobs = [
             PredictionJob(
                 job.project_id, job.version, task.id, {"id": task.id, "data": task.data}, job.reason
             )
             for task in chosen
         ]
+        if len(missing) > len(chosen) and left > SWEEP_BATCH:
+            jobs.append(replace(job, sweep_round=job.sweep_round + 1))
         queued = self.predictions.submit(jobs)
         logger.info(
-            "project %s: %d of %d tasks chosen for %s; %d queued",
+            "project %s, %s, round %d: %d of %d tasks lack it; %d queued",
             job.project_id,
-            len(chosen),
-            len(tasks),
             job.version,
+            job.sweep_round,
+            len(missing),
+            len(tasks),
             queued,
         )
 

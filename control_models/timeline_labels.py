@@ -47,6 +47,7 @@ from utils.temporal.training import holdout_split, new_net
 from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
 from utils.video.feature_cache import FeatureCache
 from utils.video.features import FeatureExtractor
+from utils.video.frame_rows import Rows
 from utils.video.reader import probe_video
 from utils.video.regions import regions_to_frame_labels, segment_value
 from utils.video.throughput import EncodeRate
@@ -160,10 +161,9 @@ class TimelineLabelsModel(ControlModel):
         )
 
     # --- frames -----------------------------------------------------------------------------
-    def _frame_features(
-        self, task: dict[str, Any], progress: Progress | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Features and class probabilities per Label Studio frame (row n-1 = frame n)."""
+    def _frame_features(self, task: dict[str, Any], progress: Progress | None = None) -> tuple[Rows, Rows]:
+        """Features and class probabilities per Label Studio frame (row n-1 = frame n), read from the feature
+        cache as they are used: an hour of video never sits in memory whole."""
         path: Path = self.context.media.resolve(self.task_value(task), task.get("id"))
         extractor = self._extractor()
         encodes = not extractor.is_cached(path, self.frame_step)
@@ -186,12 +186,12 @@ class TimelineLabelsModel(ControlModel):
             )
         ls_frames = label_studio_frame_count(video.frame_count, declared, video.fps)
         index = decoded_index_for_ls_frames(ls_frames, declared, video.fps, video.frame_count)
-        return video.features[index], video.probs[index]
+        return video.features.take(index), video.probs.take(index)
 
     def task_steps(self, task: dict[str, Any]) -> TaskSteps | None:
         if not self.trainable:
             return None  # simple mode learns nothing: no frames to check, no candidate to gate
-        features, _ = self._frame_features(task)
+        features = np.asarray(self._frame_features(task)[0])  # annotated videos are read whole
         frames = len(features)
         return TaskSteps(
             features, lambda regions: regions_to_frame_labels(regions, self.from_name, self.labels, frames)
@@ -228,7 +228,12 @@ class TimelineLabelsModel(ControlModel):
         else:
             _, class_probs = self._frame_features(task, progress)
             labels = list(self.class_map)
-            probs = np.stack([class_probs[:, ids].max(1) for ids in self.class_map.values()], axis=1)
+            probs = np.concatenate(
+                [
+                    np.stack([chunk[:, ids].max(1) for ids in self.class_map.values()], axis=1)
+                    for chunk in class_probs.chunks()
+                ]
+            )
         segments = self.decode(probs)
         # A model trained before the label set changed still serves the labels the config keeps.
         return [
@@ -262,7 +267,7 @@ class TimelineLabelsModel(ControlModel):
         sequences, task_ids = [], []
         for task in tasks:
             try:
-                features, _ = self._frame_features({"id": task.task_id, "data": task.data})
+                features = np.asarray(self._frame_features({"id": task.task_id, "data": task.data})[0])
             except TaskError as exc:
                 logger.warning("%s: task %s left out of training: %s", self.from_name, task.task_id, exc)
                 continue

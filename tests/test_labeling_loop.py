@@ -5,7 +5,12 @@ Label Studio is checked end to end in tests/e2e/test_labeling_loop.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import signal
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +19,11 @@ from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_backend
 from fixtures.recording_control import RecordingTimelineModel
 from fixtures.timeline import OPOSSUM, session_dir
 from fixtures.yolo_checkpoint import build_checkpoint
+from model import TemporalBackend
 from utils.labelstudio.auth import LabelStudioCredentials
 from utils.labelstudio.predictions import PredictionPusher, PushError, TaskSummary, tasks_to_repredict
 from utils.service.errors import BadRequestError
-from utils.service.prediction_jobs import PredictionJob
+from utils.service.prediction_jobs import BY_JOB, PredictionJob
 from utils.service.settings import Settings
 from utils.video.encoder import YoloFrameEncoder
 from utils.video.feature_cache import FeatureCache
@@ -106,18 +112,48 @@ def test_short_media_is_predicted_inline(loop_settings: Settings) -> None:
     assert results[0]["result"] and backend.health()["predictions"] == {}
 
 
-def test_a_task_whose_prediction_job_is_under_way_is_left_to_the_job(loop_settings: Settings) -> None:
-    backend = trained_backend(loop_settings)
-    version = backend.model_version("1", VIDEO_CONFIG)
-    under_way = PredictionJob("1", version, 2, task(2, loop_settings.media_roots[0]))
-    assert backend.predictions._claim(under_way)  # as submit() does, without running the job
+def with_push_access(settings: Settings) -> Settings:
+    """Pushing on, towards a Label Studio that never answers: /predict and jobs decide who produces."""
+    return dataclasses.replace(settings, label_studio_url=closed_port_url(), label_studio_api_key="0" * 40)
+
+
+def backend_with_a_queued_job_for_task_2(settings: Settings) -> tuple[TemporalBackend, PredictionJob]:
+    """A trained project with pushing on, and task 2's job claimed as submit() does, before the engine runs it."""
+    trained_backend(settings)
+    backend = make_backend(with_push_access(settings))
+    job = PredictionJob("1", backend.model_version("1", VIDEO_CONFIG), 2, task(2, settings.media_roots[0]))
+    assert backend.predictions._claim(job)
+    return backend, job
+
+
+def test_a_task_whose_queued_job_has_not_started_is_answered_and_the_job_leaves_it(
+    loop_settings: Settings,
+) -> None:
+    backend, queued = backend_with_a_queued_job_for_task_2(loop_settings)
+    version = queued.version
 
     results = backend.predict([task(2, loop_settings.media_roots[0])], 1, VIDEO_CONFIG)["results"]
+    backend.predictions.book.count("1", queued=1)
+    backend.predictions.handle("1", queued.payload())  # the queued job runs after the answer
 
-    assert results == [
-        []
-    ]  # Label Studio stores nothing: the job's push is the only prediction of the version
-    assert not backend.predictions._claim(under_way)  # and nobody queues it twice
+    assert results[0]["result"] and results[0]["model_version"] == version
+    progress = backend.health()["predictions"]["1"]
+    assert (progress["answered"], progress["pushed"], progress["failed"]) == (1, 0, 0)  # no second one
+
+
+def test_a_task_whose_job_is_predicting_it_is_answered_with_none_once_the_job_ends(
+    loop_settings: Settings,
+) -> None:
+    backend, running = backend_with_a_queued_job_for_task_2(loop_settings)
+    assert backend.predictions.produce(running, BY_JOB) == BY_JOB  # the job started predicting it
+    release = threading.Timer(0.5, lambda: backend.predictions._claim_path(running).unlink())
+    release.start()
+
+    started = time.monotonic()
+    results = backend.predict([task(2, loop_settings.media_roots[0])], 1, VIDEO_CONFIG)["results"]
+
+    assert results == [[]]  # Label Studio stores nothing: the job's push is the only prediction
+    assert 0.4 < time.monotonic() - started < loop_settings.predict_budget_s  # it waited for the job
 
 
 def test_a_job_of_an_older_model_version_is_cancelled(loop_settings: Settings) -> None:
@@ -226,3 +262,104 @@ def test_prediction_jobs_run_on_rq_workers_with_the_redis_engine(
         assert not web.predictions.is_claimed(current)
     finally:
         redis_server.stop()
+
+
+def _queue_predictions_then_hang(environ: dict[str, str]) -> None:
+    from fixtures.app_factory import make_backend as make_child_backend
+
+    os.environ.update(environ)  # the test control model reads its delay from the environment
+    settings = Settings.from_env(environ)
+    backend = make_child_backend(settings)
+    media = settings.media_roots[0]
+    event = annotation_event("ANNOTATION_CREATED", 1, 1, "Goal")
+    event["task"]["data"]["video"] = str(media / "v1.mp4")
+    backend.handle_event("ANNOTATION_CREATED", event)
+    backend.jobs.wait_idle("1", timeout_s=60)
+    version = backend.model_version("1", VIDEO_CONFIG)
+    backend.predictions.submit([PredictionJob("1", version, i, task(i, media)) for i in (1, 2, 3)])
+    time.sleep(120)
+
+
+def test_embedded_engine_resumes_prediction_jobs_of_a_killed_process_at_start_up(
+    loop_settings: Settings,
+) -> None:
+    import multiprocessing
+
+    from fixtures.app_factory import make_app
+    from fixtures.servers import wait_until
+
+    environ = {
+        "MODEL_DIR": str(loop_settings.model_dir),
+        "CACHE_DIR": str(loop_settings.cache_dir),
+        "MEDIA_ROOTS": str(loop_settings.media_roots[0]),
+        "RECORDING_PREDICT_SECONDS": "60",
+    }
+    child = multiprocessing.get_context("spawn").Process(target=_queue_predictions_then_hang, args=(environ,))
+    child.start()
+    book = loop_settings.model_dir / "projects" / "1" / "predictions.json"
+    try:
+        wait_until(
+            lambda: book.exists() and json.loads(book.read_text())["running"] == 1,
+            60,
+            "the child's first prediction job to start",
+            interval_s=0.1,
+        )
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+
+    backend = make_app(loop_settings).config["BACKEND"]  # a restarted service
+    backend.predictions.wait_idle(timeout_s=30)
+
+    progress = backend.health()["predictions"]["1"]
+    assert (progress["done"], progress["queued"], progress["running"], progress["failed"]) == (3, 0, 0, 0)
+    predicted = loop_settings.model_dir / "projects" / "1" / "task-predictions"
+    assert sorted(p.name for p in predicted.iterdir()) == ["1.json", "2.json", "3.json"]
+
+
+class InMemoryLabelStudio:
+    """Stands in for Label Studio's task and prediction API in `PredictionPusher`'s place (the e2e suite pushes
+    into a real one): it lists tasks with the versions pushed so far and records the order of pushes."""
+
+    def __init__(self, task_ids: list[int], media: Path):
+        self.media = media
+        self.versions: dict[int, set[str]] = {task_id: set() for task_id in task_ids}
+        self.pushed: list[int] = []
+        self.on_first_push = lambda: None
+
+    def project_tasks(self, project_id: str) -> list[TaskSummary]:
+        return [
+            TaskSummary(task_id, task(task_id, self.media)["data"], False, frozenset(versions))
+            for task_id, versions in self.versions.items()
+        ]
+
+    def push(self, task_id: int, result: list, score: float, model_version: str) -> bool:
+        if not self.pushed:
+            self.on_first_push()
+        self.pushed.append(task_id)
+        self.versions.setdefault(task_id, set()).add(model_version)
+        return True
+
+
+def test_new_tasks_wait_for_one_sweep_batch_not_for_the_whole_repredicted_project(
+    loop_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model import SWEEP_BATCH
+
+    trained_backend(loop_settings)
+    backend = make_backend(with_push_access(loop_settings))
+    media = loop_settings.media_roots[0]
+    old_tasks = list(range(100, 100 + 2 * SWEEP_BATCH + 10))
+    label_studio = InMemoryLabelStudio(old_tasks, media)
+    monkeypatch.setattr(backend, "_pusher", lambda project_id: label_studio)
+    version = backend.model_version("1", VIDEO_CONFIG)
+    new_tasks = [PredictionJob("1", version, task_id, task(task_id, media)) for task_id in (1, 2)]
+    label_studio.on_first_push = lambda: backend.predictions.submit(new_tasks)  # imported mid-sweep
+
+    backend.predictions.submit([PredictionJob("1", version, reason="new model version")])
+    backend.predictions.wait_idle(timeout_s=60)
+
+    assert sorted(label_studio.pushed) == sorted([1, 2, *old_tasks])  # each task once
+    assert label_studio.pushed.index(1) <= SWEEP_BATCH  # right after the first batch
+    progress = backend.health()["predictions"]["1"]
+    assert (progress["pushed"], progress["failed"], progress["queued"]) == (len(old_tasks) + 2, 0, 0)

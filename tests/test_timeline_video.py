@@ -16,6 +16,7 @@ from utils.service.errors import LabelConfigError, TaskError
 from utils.video.encoder import YoloFrameEncoder, resolve_checkpoint
 from utils.video.feature_cache import FeatureCache
 from utils.video.features import FeatureExtractor, expand_steps
+from utils.video.frame_rows import RowWriter
 from utils.video.reader import FrameBatches, probe_video
 from utils.video.timing import (
     decoded_index_for_ls_frames,
@@ -97,7 +98,7 @@ def test_frame_step_encodes_fewer_frames_and_maps_back(encoder: YoloFrameEncoder
     full = extractor.features(OPOSSUM, step=1)
     stepped = extractor.features(OPOSSUM, step=2)
     assert stepped.frame_count == full.frame_count == 35
-    np.testing.assert_allclose(stepped.features[::2], full.features[::2], rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(stepped.features[::2], full.features[::2], atol=1e-4)
 
 
 def test_checkpoint_outside_allowed_roots_is_refused(tmp_path: Path):
@@ -128,29 +129,57 @@ def test_checkpoint_that_needs_a_missing_torchvision_module_fails_with_the_reaso
 # --- feature cache ------------------------------------------------------------------------------
 def test_corrupt_or_partial_cache_entries_are_rebuilt(encoder: YoloFrameEncoder, tmp_path: Path):
     extractor = FeatureExtractor(encoder, FeatureCache(tmp_path, 10**8))
-    first = extractor.features(OPOSSUM)
-    (entry,) = tmp_path.glob("*.npz")
+    first = np.asarray(extractor.features(OPOSSUM).features)
+    (entry,) = tmp_path.glob("*.rows")
     for damage in (b"garbage", entry.read_bytes()[: entry.stat().st_size // 2]):
         entry.write_bytes(damage)
         again = extractor.features(OPOSSUM)
-        np.testing.assert_allclose(again.features, first.features, rtol=2e-3, atol=1e-3)
+        np.testing.assert_allclose(np.asarray(again.features), first, atol=1e-4)
         assert entry.stat().st_size > len(damage)
 
 
-def test_cache_stores_compactly_and_keeps_tiny_scales(tmp_path: Path):
+def store(cache: FeatureCache, key: str, features: np.ndarray, probs: np.ndarray, step: int = 1) -> None:
+    def fill(writer: RowWriter) -> None:
+        for first in range(0, len(features), 7):  # batch by batch, as encoding writes them
+            writer.append(features[first : first + 7], probs[first : first + 7])
+        writer.finish(fps=25.0, step=step, frame_count=len(features) * step)
+
+    cache.write(key, fill)
+
+
+def test_cache_keeps_features_exact_and_reads_them_by_range(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(50, 16)).astype(np.float32) * 1e-8  # tiny scales survive
+    probs = rng.dirichlet(np.ones(5), size=50).astype(np.float32)
     cache = FeatureCache(tmp_path, 10**8)
-    tiny = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32) * 1e-8
-    cache.put("k", {"features": tiny})
-    restored = cache.get("k", required=("features",))
-    np.testing.assert_allclose(restored["features"], tiny, rtol=2e-3, atol=1e-11)
+    store(cache, "k", features, probs)
+
+    stored = cache.open("k")
+    assert stored.frame_count == 50 and stored.fps == 25.0
+    np.testing.assert_array_equal(stored.features[10:20], features[10:20])
+    np.testing.assert_array_equal(
+        np.asarray(stored.features.take(np.array([3, 3, 49]))), features[[3, 3, 49]]
+    )
+    np.testing.assert_allclose(np.asarray(stored.probs), probs, rtol=1e-3, atol=1e-4)  # float16 scores
+    assert np.concatenate(list(stored.features.chunks(rows=8))).shape == (50, 16)
+
+
+def test_cache_maps_every_frame_to_its_nearest_encoded_row(tmp_path: Path):
+    encoded = np.arange(4, dtype=np.float32)[:, None]  # frames 0, 2, 4, 6 of 8
+    cache = FeatureCache(tmp_path, 10**8)
+    store(cache, "k", encoded, encoded, step=2)
+    stored = cache.open("k")
+    assert np.asarray(stored.features).ravel().tolist() == [0, 1, 1, 2, 2, 3, 3, 3]
 
 
 def test_cache_evicts_least_recently_used_entries_past_its_budget(tmp_path: Path):
     array = np.random.default_rng(0).normal(size=(200, 64)).astype(np.float32)
     cache = FeatureCache(tmp_path, max_bytes=10**9)
-    cache.put("old", {"features": array})
-    size = (tmp_path / "old.npz").stat().st_size
+    store(cache, "old", array, array)
+    size = (tmp_path / "old.rows").stat().st_size
     cache.max_bytes = int(size * 1.5)
-    cache.put("new", {"features": array + 1})
-    assert cache.get("old", required=("features",)) is None
-    assert cache.get("new", required=("features",)) is not None
+    held = cache.open("old")
+    store(cache, "new", array + 1, array)
+    assert cache.open("old") is None
+    assert cache.open("new") is not None
+    np.testing.assert_array_equal(held.features[:5], array[:5])  # a reader keeps its evicted entry

@@ -3,12 +3,13 @@ make a project on local-files media, connect the backend, annotate, wait for tra
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fixtures.ls_api import Backend, LabelStudio, LabelStudioApi
+from fixtures.ls_api import ApiError, Backend, LabelStudio, LabelStudioApi
 
 
 @dataclass
@@ -57,9 +58,13 @@ class Project:
         return stored
 
 
-# These modules test Label Studio's own retrieval (Data Manager -> /predict). Pushed re-predictions after each
-# new version (the labeling loop, tested in test_labeling_loop.py) would race with it, so they are turned off.
-RETRIEVAL_ONLY = "0"
+def assert_repredicted(project: Project, task_id: int, version_before: str) -> None:
+    """The task holds the backend's new version once, beside earlier ones: with pushing on, the labeling loop
+    may have given it every version trained meanwhile, but never one version twice."""
+    held = Counter(p["model_version"] for p in project.api.predictions(task_id))
+    version = project.ml_model_version()
+    assert version != version_before and held[version] == 1 and len(held) >= 2, held
+    assert max(held.values()) == 1, f"a version held twice: {held}"
 
 
 def create_project(ls: LabelStudio, title: str, label_config: str, folders: list[str], tasks: dict) -> dict:
@@ -77,9 +82,17 @@ def create_project(ls: LabelStudio, title: str, label_config: str, folders: list
 
 
 def connect(ls: LabelStudio, backend: Backend, created: dict) -> Project:
-    """`POST /api/ml` as the Settings > Model page does."""
+    """`POST /api/ml` as the Settings > Model page does. Label Studio gives /setup 3 s; the first one warms the
+    models (checkpoint load, encoder export), which a loaded machine may not finish in time: connect again then,
+    as a user would."""
     project_id = created["project"]["id"]
-    ml = ls.api.connect_ml(project_id, backend.url)
+    for attempt in range(3):
+        try:
+            ml = ls.api.connect_ml(project_id, backend.url)
+            break
+        except ApiError as exc:
+            if "Read timed out" not in str(exc) or attempt == 2:
+                raise
     assert ml["state"] == "CO", f"backend not connected: {ml}\n{backend.log_tail()}"
     return Project(ls, backend, project_id, ml["id"], created["tasks"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from browser import Page, page_errors, render
-from flows import RETRIEVAL_ONLY, Project, annotate, connect, create_project, yolo_checkpoint
+from flows import Project, annotate, connect, create_project, yolo_checkpoint
 
 from fixtures.shared_sets import (
     timeline_control,
@@ -41,9 +41,7 @@ def project(label_studio, start_backend_for, video_set, series_set) -> Project:
     }
     created = create_project(label_studio, "synced-e2e", config, [video.folder, series.folder], tasks)
     # no shared document root: the backend downloads media from Label Studio with its token
-    backend = start_backend_for(
-        setup=yolo_checkpoint(video.labels), LOCAL_FILES_DOCUMENT_ROOT="", REPREDICT_MAX_TASKS=RETRIEVAL_ONLY
-    )
+    backend = start_backend_for(setup=yolo_checkpoint(video.labels), LOCAL_FILES_DOCUMENT_ROOT="")
     project = connect(label_studio, backend, created)
     video_results, series_results = dict(video.examples()), dict(series.examples())
     annotate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from browser import Page, page_errors, render
-from flows import RETRIEVAL_ONLY, Project, annotate, backend_webhooks, connect, create_project
+from flows import Project, annotate, assert_repredicted, backend_webhooks, connect, create_project
 
 from fixtures.scoring import labels_in, series_scores
 from fixtures.shared_sets import timeseries_config
@@ -40,7 +40,7 @@ def project(label_studio, start_backend_for, series_set, train_files, test_files
         series_set.tasks(train_files + test_files),
     )
     # two workers: training happens in the one that got the webhook, predictions may come from the other
-    return connect(label_studio, start_backend_for(WORKERS="2", REPREDICT_MAX_TASKS=RETRIEVAL_ONLY), created)
+    return connect(label_studio, start_backend_for(WORKERS="2"), created)
 
 
 def test_connecting_creates_a_webhook_to_the_backend(project):
@@ -82,9 +82,7 @@ def test_updating_an_annotation_retrains_and_label_studio_repredicts(
 
     predictions = project.retrieve_predictions(test_files[:1])
 
-    assert project.ml_model_version() != version_before
-    stored = project.api.predictions(project.tasks[test_files[0]])
-    assert len({p["model_version"] for p in stored}) == 2, [p["model_version"] for p in stored]
+    assert_repredicted(project, project.tasks[test_files[0]], version_before)
     assert predictions[test_files[0]]["result"]
 
 

@@ -96,20 +96,29 @@ def _window_batch(data: Sequences, size: int, stride: int) -> tuple[torch.Tensor
     )
 
 
+WINDOWS_PER_BATCH = 64  # windows run at once: memory stays bounded however long the sequence
+
+
 @torch.inference_mode()
 def predict_proba(net: TimelineNet, features: np.ndarray, sequence_size: int) -> np.ndarray:
-    """(T, L) probabilities: windows with half overlap, each frame averaged over the windows covering it."""
+    """(T, L) probabilities: windows with half overlap, each frame averaged over the windows covering it.
+    `features` is anything sliceable into (rows, D) arrays (an array, or rows read from disk)."""
     net.eval()
     length = len(features)
     size = min(sequence_size, length)
     starts = window_starts(length, size, max(1, size // 2))
-    x = torch.as_tensor(np.stack([features[s : s + size] for s in starts]), dtype=torch.float32)
-    probs = torch.sigmoid(net(x)).numpy()  # (W, size, L)
-    total = np.zeros((length, probs.shape[2]))
+    total: np.ndarray | None = None
     counts = np.zeros((length, 1))
-    for start, window in zip(starts, probs, strict=True):
-        total[start : start + size] += window
-        counts[start : start + size] += 1
+    for first in range(0, len(starts), WINDOWS_PER_BATCH):
+        batch = starts[first : first + WINDOWS_PER_BATCH]
+        x = torch.as_tensor(np.stack([features[s : s + size] for s in batch]), dtype=torch.float32)
+        probs = torch.sigmoid(net(x)).numpy()  # (W, size, L)
+        if total is None:
+            total = np.zeros((length, probs.shape[2]))
+        for start, window in zip(batch, probs, strict=True):
+            total[start : start + size] += window
+            counts[start : start + size] += 1
+    assert total is not None  # window_starts gives at least one window
     return (total / counts).astype(np.float32)
 
 

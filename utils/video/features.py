@@ -1,4 +1,5 @@
-"""Per-frame features of a whole video: streamed through the encoder, optionally every k-th frame, cached."""
+"""Per-frame features of a whole video: streamed through the encoder, optionally every k-th frame, and
+streamed into the cache's row file, from which predictions read them back range by range."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from utils.service.errors import TaskError
 from utils.video.encoder import EncodedFrames, file_digest
 from utils.video.feature_cache import FeatureCache, cache_key
+from utils.video.frame_rows import Rows, RowWriter, nearest_encoded
 from utils.video.reader import FrameBatches, probe_video
 
 logger = logging.getLogger(__name__)
@@ -32,10 +34,11 @@ class FrameEncoder(Protocol):
 
 @dataclass(frozen=True)
 class VideoFeatures:
-    """Features (N, D) and class probabilities (N, C) for each of the N decoded frames."""
+    """Features (N, D) and class probabilities (N, C) for each of the N decoded frames: arrays, or rows read
+    from the cache's row file as they are needed."""
 
-    features: np.ndarray
-    probs: np.ndarray
+    features: np.ndarray | Rows
+    probs: np.ndarray | Rows
     fps: float
 
     @property
@@ -47,8 +50,7 @@ def expand_steps(encoded: np.ndarray, step: int, frame_count: int) -> np.ndarray
     """Rows for every frame from rows of every `step`-th frame: each frame takes its nearest encoded one."""
     if step == 1 and len(encoded) == frame_count:
         return encoded  # nothing to expand; a copy would double peak memory on long videos
-    nearest = np.floor(np.arange(frame_count) / step + 0.5).astype(np.int64)
-    return encoded[np.minimum(nearest, len(encoded) - 1)]
+    return encoded[nearest_encoded(step, frame_count, len(encoded))]
 
 
 def _prepared_batches(batches: FrameBatches, encoder: FrameEncoder) -> Iterator[np.ndarray]:
@@ -87,27 +89,41 @@ _DONE = object()
 Progress = Callable[[int, int], None]  # (frames done, frames in the video), called after each batch
 
 
-def encode_video(
-    path: Path, encoder: FrameEncoder, step: int = 1, batch_size: int = 32, progress: Progress | None = None
-) -> VideoFeatures:
-    """Encode every `step`-th frame of a video and map the rows back to every frame."""
+def _encode(
+    path: Path,
+    encoder: FrameEncoder,
+    step: int,
+    batch_size: int,
+    progress: Progress | None,
+    sink: Callable[[EncodedFrames], None],
+) -> tuple[float, int]:
+    """Encode every `step`-th frame of a video into `sink`, batch by batch; returns the video's frame rate
+    and how many frames were decoded."""
     info = probe_video(path)
     batches = FrameBatches(path, batch_size=batch_size, step=step)
-    features, probs = [], []
     encoded_rows = 0
     for x in _prepared_batches(batches, encoder):
         encoded = encoder.forward(x)
-        features.append(encoded.features)
-        probs.append(encoded.probs)
+        sink(encoded)
         encoded_rows += len(encoded.features)
         if progress is not None:
             progress(min(encoded_rows * step, info.frame_count), info.frame_count)
-    if not features:
+    if not encoded_rows:
         raise TaskError(f"video {path.name}: no decodable frames")
+    return info.fps, batches.decoded_count
+
+
+def encode_video(
+    path: Path, encoder: FrameEncoder, step: int = 1, batch_size: int = 32, progress: Progress | None = None
+) -> VideoFeatures:
+    """Encode every `step`-th frame of a video into arrays and map the rows back to every frame (short
+    clips, tests and benchmarks; the service streams into the cache, see `FeatureExtractor`)."""
+    encoded: list[EncodedFrames] = []
+    fps, decoded = _encode(path, encoder, step, batch_size, progress, encoded.append)
+    features = np.concatenate([e.features for e in encoded])
+    probs = np.concatenate([e.probs for e in encoded])
     return VideoFeatures(
-        features=expand_steps(np.concatenate(features), step, batches.decoded_count),
-        probs=expand_steps(np.concatenate(probs), step, batches.decoded_count),
-        fps=info.fps,
+        features=expand_steps(features, step, decoded), probs=expand_steps(probs, step, decoded), fps=fps
     )
 
 
@@ -137,31 +153,33 @@ class FeatureExtractor:
             key = cache_key(self._digest(path), self.encoder.cache_id, f"step{step}")
         except OSError:
             return False
-        return self.cache.get(key, required=("fps",)) is not None
+        return self.cache.open(key, check_values=False) is not None
 
     def features(self, path: Path, step: int = 1, progress: Progress | None = None) -> VideoFeatures:
+        """The video's rows from the cache, encoding it first (streamed into the cache) when missing."""
         try:
             key = cache_key(self._digest(path), self.encoder.cache_id, f"step{step}")
         except OSError as exc:
             raise TaskError(f"video {path.name}: cannot read it: {exc}") from exc
-        cached = self.cache.get(key, required=("features", "probs", "fps"))
-        if cached is not None and len(cached["features"]) == len(cached["probs"]) > 0:
-            return VideoFeatures(cached["features"], cached["probs"], float(cached["fps"][0]))
-        started = time.perf_counter()
-        result = encode_video(path, self.encoder, step=step, progress=progress)
-        logger.info(
-            "encoded %s: %d frames (step %d) in %.1f s",
-            path.name,
-            result.frame_count,
-            step,
-            time.perf_counter() - started,
-        )
-        self.cache.put(
-            key,
-            {"features": result.features, "probs": result.probs, "fps": np.asarray([result.fps])},
-        )
-        # Serve what the cache now holds, so the first and every later request see the same numbers.
-        stored = self.cache.get(key, required=("features", "probs", "fps"))
+        stored = self.cache.open(key)
         if stored is None:
-            return result
-        return VideoFeatures(stored["features"], stored["probs"], result.fps)
+            started = time.perf_counter()
+
+            def fill(writer: RowWriter) -> None:
+                fps, decoded = _encode(
+                    path, self.encoder, step, 32, progress, lambda e: writer.append(e.features, e.probs)
+                )
+                writer.finish(fps, step, decoded)
+
+            self.cache.write(key, fill)
+            stored = self.cache.open(key, check_values=False)
+            if stored is None:
+                raise TaskError(f"video {path.name}: its features could not be stored in the cache")
+            logger.info(
+                "encoded %s: %d frames (step %d) in %.1f s",
+                path.name,
+                stored.frame_count,
+                step,
+                time.perf_counter() - started,
+            )
+        return VideoFeatures(stored.features, stored.probs, stored.fps)
