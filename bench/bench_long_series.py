@@ -127,6 +127,7 @@ def http_run(tmp: Path, media: Path, rows_csv: Path, threads: int) -> None:
         "MODEL_DIR": str(tmp / "models"),
         "CACHE_DIR": str(tmp / "cache"),
         "MEDIA_ROOTS": str(media),
+        "MEDIA_ALLOWLIST": files_url,  # the stand-in for Label Studio serves on loopback
         "TORCH_THREADS": str(threads),
         "TRAIN_EPOCHS": "3",
         "LOG_LEVEL": "WARNING",

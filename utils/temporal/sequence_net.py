@@ -169,7 +169,7 @@ class CoarseRateMerge:
         return merged + F.conv1d(fine, self.fine_weight, self.bias, padding=1)
 
 
-GRU_SAMPLES = 2**18  # prediction runs the GRU over this many samples' windows at once
+GRU_SAMPLES = 2**17  # prediction runs the GRU over this many samples' windows at once
 
 
 @torch.inference_mode()
