@@ -8,7 +8,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -52,23 +51,18 @@ def expand_steps(encoded: np.ndarray, step: int, frame_count: int) -> np.ndarray
     return encoded[np.minimum(nearest, len(encoded) - 1)]
 
 
-PREPARE_WORKERS = 2  # batches resized at once: decoding alone keeps one core busy at 640x360
-
-
 def _prepared_batches(batches: FrameBatches, encoder: FrameEncoder) -> Iterator[np.ndarray]:
-    """Decode in a reader thread and preprocess in `PREPARE_WORKERS` threads, at most a few batches ahead,
-    while the caller runs the network: OpenCV and PIL release the GIL, so reading overlaps inference in
-    bounded memory, and resizing (the larger part of preparing a frame) is not held to one core."""
+    """Decode and preprocess in a reader thread, at most two batches ahead, while the caller runs the
+    network: OpenCV and PIL release the GIL, so reading overlaps inference in bounded memory."""
     handoff: queue.Queue[object] = queue.Queue(maxsize=2)
     stop = threading.Event()
-    workers = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="video-prepare")
 
     def read() -> None:
         try:
             for _, frames in batches:
                 if stop.is_set():
                     return
-                handoff.put(workers.submit(encoder.prepare, frames))  # in order: futures are awaited in turn
+                handoff.put(encoder.prepare(frames))
             handoff.put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             handoff.put(exc)
@@ -79,14 +73,13 @@ def _prepared_batches(batches: FrameBatches, encoder: FrameEncoder) -> Iterator[
         while (item := handoff.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
-            yield item.result()
+            yield item
     finally:
         stop.set()
         while reader.is_alive():  # unblock a reader waiting on a full queue
             with contextlib.suppress(queue.Empty):
                 handoff.get(timeout=0.05)
         reader.join()
-        workers.shutdown(cancel_futures=True)
 
 
 _DONE = object()
