@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from control_models.timeseries_labels import model_input
+from utils.temporal import sequence_net
 from utils.temporal.sequence_net import PREDICT_WINDOW_FACTOR, SequenceNet, SequenceNetConfig, predict_logits
+from utils.temporal.training import window_starts
 from utils.timeseries.reader import SeriesSpec, read_series
 
 
@@ -48,3 +50,29 @@ def test_long_series_are_predicted_in_long_windows_blended_only_where_they_overl
     with torch.inference_mode():
         whole = net(torch.from_numpy(values[None, :span])).numpy()[0]
     np.testing.assert_allclose(predict_logits(net, values[:span], size=size), whole, atol=1e-5)
+
+
+def test_prediction_in_stages_equals_the_forward_pass_of_each_window(monkeypatch) -> None:
+    """The GRU over groups of windows and the merge at the coarse rate change no prediction: where one window
+    alone covers a sample, its logit is that window's forward pass, for any length (not only multiples of 4)."""
+    torch.manual_seed(0)
+    net = SequenceNet(SequenceNetConfig(in_channels=2, n_outputs=3, hidden_size=8, conv_blocks=2)).eval()
+    size = 16
+    span, overlap = size * PREDICT_WINDOW_FACTOR, size // 2
+    monkeypatch.setattr(
+        sequence_net, "GRU_SAMPLES", 3 * span
+    )  # groups of 3 windows, convolutions 2 at a time
+    rng = np.random.default_rng(2)
+    for length in (1, 3, 37, span, 7 * span + 5):
+        values = (rng.normal(size=(length, 2)) * 3).astype(np.float32)
+        logits = predict_logits(net, values, size=size, batch_size=2)
+        starts = window_starts(length, min(span, length), span - overlap)
+        covering = np.zeros(length, dtype=int)
+        for start in starts:
+            covering[start : start + span] += 1
+        for start in starts:
+            with torch.inference_mode():
+                window = net(torch.from_numpy(values[None, start : start + span])).numpy()[0]
+            alone = covering[start : start + span] == 1
+            assert alone.any()
+            np.testing.assert_allclose(logits[start : start + span][alone], window[alone], atol=1e-5)

@@ -95,15 +95,25 @@ class SequenceNet(nn.Module):
         self.head = nn.Conv1d(width, config.n_outputs, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fine = self.fine(x)
+        context = self.context(self.coarse(fine))
+        context = F.interpolate(context, size=fine.shape[2], mode="linear", align_corners=False)
+        return self.logits(self.merge(torch.cat([fine, context], dim=1)), x.shape[1])
+
+    # forward in stages, so that prediction can run the GRU over many windows at once (see `predict_logits`)
+    def fine(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T'), T' a multiple of DOWNSAMPLE
         length = x.shape[1]
         padded = math.ceil(length / DOWNSAMPLE) * DOWNSAMPLE
-        x = F.pad(x.transpose(1, 2), (0, padded - length), mode="replicate")  # (B, C, T')
-        fine = self.stem(x)  # (B, H, T')
-        coarse = self.blocks(self.down(fine))  # (B, H, T'/4)
-        context, _ = self.gru(coarse.transpose(1, 2))  # (B, T'/4, 2H)
-        context = F.interpolate(context.transpose(1, 2), size=padded, mode="linear", align_corners=False)
-        merged = F.gelu(self.merge(torch.cat([fine, context], dim=1)))  # (B, H, T')
-        return self.head(self.drop(merged))[:, :, :length].transpose(1, 2)  # (B, T, outputs)
+        return self.stem(F.pad(x.transpose(1, 2), (0, padded - length), mode="replicate"))
+
+    def coarse(self, fine: torch.Tensor) -> torch.Tensor:  # (B, H, T') -> (B, H, T'/4)
+        return self.blocks(self.down(fine))
+
+    def context(self, coarse: torch.Tensor) -> torch.Tensor:  # (B, H, T'/4) -> (B, 2H, T'/4)
+        return self.gru(coarse.transpose(1, 2))[0].transpose(1, 2)
+
+    def logits(self, merged: torch.Tensor, length: int) -> torch.Tensor:  # (B, H, T') -> (B, T, outputs)
+        return self.head(self.drop(F.gelu(merged)))[:, :, :length].transpose(1, 2)
 
 
 # --- prediction ------------------------------------------------------------------------------------------
@@ -117,12 +127,60 @@ def _taper(size: int, overlap: int) -> np.ndarray:
 PREDICT_WINDOW_FACTOR = 4  # prediction windows are this many training windows long
 
 
+def _upsampling_weights() -> torch.Tensor:
+    """(6, 3): weights of the coarse samples j-1, j, j+1 in the fine sample 4j+r for r = -1..4, as
+    `F.interpolate(..., mode="linear", align_corners=False)` upsamples by DOWNSAMPLE (4)."""
+    weights = torch.zeros(DOWNSAMPLE + 2, 3, dtype=torch.float64)
+    for row, r in enumerate(range(-1, DOWNSAMPLE + 1)):
+        position = (r + 0.5) / DOWNSAMPLE - 0.5
+        left = math.floor(position)
+        weights[row, left + 1] = 1 - (position - left)
+        weights[row, left + 2] = position - left
+    return weights
+
+
+class CoarseRateMerge:
+    """`net.merge` over [fine, context upsampled to the fine rate] without upsampling the context: the
+    merge is linear, so its context part is projected at the coarse rate (3 taps x H channels from 2H) and
+    each of the 4 fine phases is a fixed 3-tap mix of those (a grouped convolution). The same numbers as the
+    forward pass (to float rounding) for about half the cost of the full-rate merge, upsampling and concatenation."""
+
+    def __init__(self, net: SequenceNet):
+        merge = net.merge
+        self.width = width = merge.out_channels
+        self.fine_weight, self.bias = merge.weight[:, :width], merge.bias
+        # projection output channel h*3+k: tap k (offset k-1) of the merge for output channel h
+        self.project = merge.weight[:, width:].permute(0, 2, 1).reshape(3 * width, -1, 1).contiguous()
+        upsampling = _upsampling_weights()
+        phases = torch.stack([upsampling[r : r + 3] for r in range(DOWNSAMPLE)])  # (phase r, tap k, coarse t)
+        self.phases = phases.float().repeat(width, 1, 1)  # (4H, 3, 3): group h = output channel h
+
+    def __call__(self, fine: torch.Tensor, context: torch.Tensor) -> torch.Tensor:  # -> (B, H, T')
+        projected = F.conv1d(context, self.project)  # (B, 3H, T'/4)
+        # replicate padding at the coarse rate = the clamping of the upsampling at both ends
+        phased = F.conv1d(F.pad(projected, (1, 1), mode="replicate"), self.phases, groups=self.width)
+        batch, _, steps = phased.shape  # (B, 4H, T'/4) -> (B, H, T'), sample 4j+r from channel h*4+r
+        merged = (
+            phased.view(batch, self.width, DOWNSAMPLE, steps).transpose(2, 3).reshape(batch, self.width, -1)
+        )
+        # the merge convolution pads the context with zeros, not with its end values
+        merged[:, :, 0] -= projected[:, 0::3, 0]
+        merged[:, :, -1] -= projected[:, 2::3, -1]
+        return merged + F.conv1d(fine, self.fine_weight, self.bias, padding=1)
+
+
+GRU_SAMPLES = 2**17  # prediction runs the GRU over this many samples' windows at once
+
+
 @torch.inference_mode()
 def predict_logits(net: SequenceNet, values: np.ndarray, size: int, batch_size: int = 32) -> np.ndarray:
     """Per-sample logits (n, outputs) of a whole sequence. Windows are `PREDICT_WINDOW_FACTOR` training
     windows (`size`) long and overlap by half a training window, cross-faded: long series cost little more
     than one pass over their samples (half-overlapping training-size windows cost two), with context on both
-    sides of every junction. A forward pass takes `batch_size` windows (64k samples for the defaults)."""
+    sides of every junction. The convolutions take `batch_size` windows at a time (64k samples for the
+    defaults); the GRU takes the windows of `GRU_SAMPLES` samples at once, since its cost is one small step
+    after another, which a few windows cannot keep busy (on a busy machine each step also waits for the
+    other threads)."""
     net.eval()
     length = len(values)
     span = min(size * PREDICT_WINDOW_FACTOR, length)
@@ -132,13 +190,19 @@ def predict_logits(net: SequenceNet, values: np.ndarray, size: int, batch_size: 
     total = np.zeros((length, net.head.out_channels), dtype=np.float32)
     norm = np.zeros((length, 1), dtype=np.float32)
     values = np.ascontiguousarray(values, dtype=np.float32)
-    for i in range(0, len(starts), batch_size):
-        chunk = starts[i : i + batch_size]
-        batch = torch.from_numpy(np.stack([values[s : s + span] for s in chunk]))  # (B, span, C)
-        out = net(batch).numpy()  # (B, span, outputs)
-        for s, logits in zip(chunk, out, strict=True):
-            total[s : s + span] += logits * weights
-            norm[s : s + span] += weights
+    group = max(batch_size, GRU_SAMPLES // span)
+    merge = CoarseRateMerge(net)
+    for g in range(0, len(starts), group):
+        chunk = starts[g : g + group]
+        windows = torch.from_numpy(np.stack([values[s : s + span] for s in chunk]))  # (G, span, C)
+        batches = range(0, len(chunk), batch_size)
+        fine = [net.fine(windows[i : i + batch_size]) for i in batches]
+        context = net.context(torch.cat([net.coarse(f) for f in fine])).split(batch_size)  # (G, 2H, span'/4)
+        for i, f, c in zip(batches, fine, context, strict=True):
+            out = net.logits(merge(f, c), span).numpy()  # (B, span, outputs)
+            for s, logits in zip(chunk[i : i + batch_size], out, strict=True):
+                total[s : s + span] += logits * weights
+                norm[s : s + span] += weights
     total /= norm
     return total
 
