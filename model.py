@@ -34,6 +34,7 @@ from utils.service.prediction_jobs import PREDICT, Cancelled, PredictionJob, Pre
 from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
+from utils.temporal.calibration import task_score
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +322,7 @@ class TemporalBackend:
                 logger.exception("task %s, control %s: prediction failed", task_id, model.from_name)
                 errors.append(f"{model.from_name}: prediction failed: {type(exc).__name__}: {exc}")
         scores = [r["score"] for r in regions if isinstance(r.get("score"), (int, float))]
-        score = sum(scores) / len(scores) if scores else 0.0
+        score = task_score(scores)
         item: dict[str, Any] = {"result": regions, "score": score, "model_version": version}
         if errors:
             item["error"] = "; ".join(errors)
