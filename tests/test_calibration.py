@@ -111,3 +111,17 @@ def test_calibration_survives_the_json_metadata_and_models_without_it_are_unchan
 def test_task_score_is_the_mean_region_score_and_an_empty_prediction_comes_first() -> None:
     assert task_score([0.9, 0.5]) == pytest.approx(0.7)
     assert task_score([]) == 0.0
+
+
+def test_held_out_regions_that_are_all_right_shift_scores_up_but_keep_their_order() -> None:
+    probs, truth = held_out(np.random.default_rng(5), 10)
+    for p, t in zip(probs, truth, strict=True):  # every weak run found whole: all held-out regions are right
+        p[t[:, 0] == 1, 0] = np.maximum(p[t[:, 0] == 1, 0], 0.55)
+    calibration = fit_calibration(probs, truth, decode, exclusive=False)
+    assert calibration.regions == calibration.right >= MIN_REGIONS
+    assert calibration.weights is not None and calibration.weights[1:] == pytest.approx(
+        (1.0, 0.0, 0.0), abs=1e-6
+    )
+    segment = Segment(0, 0, 9, 0.0)
+    low, high = np.full((10, 1), 0.6, dtype=np.float32), np.full((10, 1), 0.8, dtype=np.float32)
+    assert 0.6 < calibration.region_score(segment, low) < calibration.region_score(segment, high)

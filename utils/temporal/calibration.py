@@ -9,7 +9,8 @@ plain numbers in the model's JSON metadata:
 2. a logistic map from a decoded region's features (logit of the mean and of the minimum of its label's
    per-step probability, log of its length) to P(right), fitted on the held-out regions. Its weights are
    pulled towards the identity map (score = mean probability) by a fixed penalty, so a few held-out regions
-   move the map a little and many move it as far as they say.
+   move the map a little and many move it as far as they say; without both right and wrong held-out
+   regions only its intercept moves.
 With fewer than `MIN_REGIONS` held-out regions the map is not fitted, and a region's score is the mean
 (temperature-scaled) probability of its label over its steps.
 """
@@ -28,9 +29,13 @@ from utils.temporal.decoder import Segment, runs
 IOU_RIGHT = 0.5  # a region is right when it overlaps a true region of its label at least this much
 MIN_REGIONS = 5
 PRIOR = np.array([0.0, 1.0, 0.0, 0.0])  # the identity map: intercept, logit mean, logit min, log length
-# penalty on the squared distance from it, in log-likelihood units; light on the intercept, which moves
-# whenever the share of right regions differs from what the probabilities say
-PRIOR_WEIGHT = np.array([0.05, 2.0, 2.0, 2.0])
+# Penalty on the squared distance from it, in log-likelihood units: lighter on the intercept, which moves
+# whenever the share of right regions differs from what the probabilities say. The slopes need right and
+# wrong regions to be learnt: with fewer than `MIN_EACH` of either they stay those of the identity map, so
+# only the intercept moves and the order of the scores (which regions and tasks come first) is kept.
+PRIOR_WEIGHT = np.array([0.5, 2.0, 2.0, 2.0])
+FIXED = 1e9
+MIN_EACH = 3
 EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] before taking logits
 TEMPERATURES = np.exp(np.linspace(math.log(0.2), math.log(5.0), 49))
 
@@ -184,7 +189,10 @@ def fit_calibration(
     hits = int(sum(right))
     if len(right) < MIN_REGIONS:
         return Calibration(temperature, None, len(right), hits)
-    weights = fit_logistic(np.array(features), np.array(right, dtype=np.float64), PRIOR, PRIOR_WEIGHT)
+    penalty = (
+        PRIOR_WEIGHT if min(hits, len(right) - hits) >= MIN_EACH else np.r_[PRIOR_WEIGHT[0], [FIXED] * 3]
+    )
+    weights = fit_logistic(np.array(features), np.array(right, dtype=np.float64), PRIOR, penalty)
     return Calibration(temperature, tuple(float(w) for w in weights), len(right), hits)
 
 
