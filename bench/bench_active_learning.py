@@ -8,7 +8,8 @@ for the remaining pool tasks' scores (as /predict gives them to Label Studio) an
 Datasets: the spliced videos (pool: 100-frame slices of videos 0-5, test: videos 6-7; frame features are
 cached) and the watch recordings (pool: ~2-exercise slices of subjects 1-5, test: subjects 6-7).
 Printed: macro-F1 after each k (mean over seeds), and how many annotations each order needs to reach the
-random order's final macro-F1 (target: lowest-score first needs <= 70% on at least one dataset).
+random order's final macro-F1 (target: lowest-score first needs <= 70% on at least one dataset), and 95% of it
+(the final one is often near the ceiling, where a point of noise decides).
 Run: `.venv/bin/python -m bench.bench_active_learning [--datasets video watch] [--seeds 0 1] [--epochs 20]` (`--epochs` caps time-series training; video trains as the service does)
 """
 
@@ -119,12 +120,13 @@ def main() -> None:
             print("  k   " + "  ".join(f"{order:>12s}" for order in mean))
             for j, (k, _) in enumerate(mean["random"]):
                 print(f"  {k:2d}  " + "  ".join(f"{mean[order][j][1]:12.3f}" for order in mean))
-            for order, points in mean.items():
-                k = needed(points, final_f1)
-                share = f"{k / final_k:.0%}" if k else "never"
-                print(
-                    f"  {order:12s} reaches random's final {final_f1:.3f} after {k} annotations ({share} of {final_k})"
-                )
+            for target, what in ((final_f1, "random's final"), (0.95 * final_f1, "95% of random's final")):
+                for order, points in mean.items():
+                    k = needed(points, target)
+                    share = f"{k / final_k:.0%}" if k else "never"
+                    print(
+                        f"  {order:12s} reaches {what} {target:.3f} after {k} annotations ({share} of {final_k})"
+                    )
 
 
 if __name__ == "__main__":
