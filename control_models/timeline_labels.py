@@ -34,6 +34,7 @@ from control_models.base import (
     positive,
 )
 from utils.service.errors import LabelConfigError, TaskError
+from utils.temporal.calibration import Calibration, fit_calibration
 from utils.temporal.decoder import SWITCH_COST_PER_STEP, Segment, decode_multilabel
 from utils.temporal.timeline_net import (
     HOLDOUT_BLOCK,
@@ -224,7 +225,8 @@ class TimelineLabelsModel(ControlModel):
             net, meta = trained
             features, _ = self._frame_features(task, progress)
             labels = list(meta["labels"])
-            probs = predict_proba(net, features, self.train_config.sequence_size)
+            calibration = Calibration.from_meta(meta)
+            probs = calibration.scale(predict_proba(net, features, self.train_config.sequence_size), False)
         else:
             _, class_probs = self._frame_features(task, progress)
             labels = list(self.class_map)
@@ -234,10 +236,11 @@ class TimelineLabelsModel(ControlModel):
                     for chunk in class_probs.chunks()
                 ]
             )
+            calibration = Calibration()  # simple mode learns nothing: the score is the mean probability
         segments = self.decode(probs)
         # A model trained before the label set changed still serves the labels the config keeps.
         return [
-            self.region(segment_value(segment, labels), segment.score)
+            self.region(segment_value(segment, labels), calibration.region_score(segment, probs))
             for segment in segments
             if labels[segment.label] in self.labels
         ]
@@ -295,6 +298,12 @@ class TimelineLabelsModel(ControlModel):
             seed=self.train_config.seed,
         )
         metrics = fit_net(net, train_set, val_set, self.train_config)
+        calibration = fit_calibration(
+            [predict_proba(net, x, self.train_config.sequence_size) for x in val_set[0]],
+            val_set[1],
+            self.decode,
+            exclusive=False,
+        )
         meta = {
             "net_config": asdict(config),
             "train_config": asdict(self.train_config),
@@ -305,6 +314,7 @@ class TimelineLabelsModel(ControlModel):
             "task_ids": task_ids,
             "warm_start": warm,
             "metrics": metrics,
+            "calibration": calibration.as_dict(),
         }
         version = self.context.store.save(net.state_dict(), meta)
         logger.info("%s: trained %s on %d tasks: %s", self.from_name, version, len(task_ids), metrics)

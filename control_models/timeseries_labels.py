@@ -36,6 +36,7 @@ import numpy as np
 
 from control_models.base import AnnotatedTask, ControlModel, Progress, TaskSteps, fraction, positive
 from utils.service.errors import LabelConfigError, TaskError
+from utils.temporal.calibration import Calibration, fit_calibration
 from utils.temporal.decoder import (
     SWITCH_COST_PER_STEP,
     Segment,
@@ -213,6 +214,7 @@ class TimeSeriesLabelsModel(ControlModel):
             "sample_period": stats["period"],
             "metrics": report,
         }
+        meta["calibration"] = self._calibration(net, val_set, meta, stats["period"]).as_dict()
         version = self.context.store.save(net.state_dict(), meta)
         return {
             "version": version,
@@ -265,6 +267,22 @@ class TimeSeriesLabelsModel(ControlModel):
         }
         return sequences, targets, stats
 
+    def _calibration(
+        self, net: SequenceNet, val_set: tuple[list[np.ndarray], list[np.ndarray]], meta: dict, period: float
+    ) -> Calibration:
+        """Temperature and region map fitted on the held-out sequences (see `utils.temporal.calibration`)."""
+        exclusive = meta["mode"] == "exclusive"
+        truth = [np.eye(len(self.labels) + 1)[t][:, 1:] if exclusive else t for t in val_set[1]]
+        return fit_calibration(
+            [
+                probabilities(predict_logits(net, x, int(meta["sequence_size"])), meta["mode"])
+                for x in val_set[0]
+            ],
+            truth,
+            lambda probs: self.decode(probs, meta, period),
+            exclusive,
+        )
+
     @staticmethod
     def _training_targets(multi_hot: np.ndarray, mode: str, instant_labels: list[int]) -> np.ndarray:
         """Widen instants to a few samples, then class ids (exclusive: 0 = background) or multi-hot floats."""
@@ -304,11 +322,16 @@ class TimeSeriesLabelsModel(ControlModel):
                 f"{meta['channels']}; retrain after changing the channels"
             )
         values = model_input(series.values, np.asarray(meta["mean"]), np.asarray(meta["std"]))
-        probs = probabilities(predict_logits(net, values, int(meta["sequence_size"])), meta["mode"])
+        exclusive = meta["mode"] == "exclusive"
+        calibration = Calibration.from_meta(meta)
+        logits = predict_logits(net, values, int(meta["sequence_size"]))
+        probs = calibration.scale(probabilities(logits, meta["mode"]), exclusive)
         segments = self.decode(probs, meta, sample_period(series.times))
+        label_probs = probs[:, 1:] if exclusive else probs
         return [
             self.region(
-                segment_value(s, series.times, meta["labels"], self.spec.axis, self.tag.lower()), s.score
+                segment_value(s, series.times, meta["labels"], self.spec.axis, self.tag.lower()),
+                calibration.region_score(s, label_probs),
             )
             for s in segments
             if meta["labels"][s.label] in self.labels

@@ -119,12 +119,14 @@ def test_trainable_model_learns_spliced_videos_and_predicts_held_out_ones(tmp_pa
     assert metrics["tasks"] == 4 and not metrics["warm_start"]
     meta = ctx.store.load()[1]
     assert meta["task_ids"] == [1, 2, 3, 4] and meta["labels"] == labels
+    assert meta["calibration"]["temperature"] > 0  # fitted on the held-out frames of the training
 
     f1s = []
     for task in tasks[6:]:
         regions = predictor.predict_regions(task)  # picks up the version the other instance saved
         assert_valid_prediction(config, regions)
         assert len({r["id"] for r in regions}) == len(regions)
+        assert all(0.0 <= r["score"] <= 1.0 for r in regions)
         predicted = regions_to_frame_labels(regions, FROM_NAME, labels, 500)
         truth = regions_to_frame_labels(task["annotations"][0]["result"], FROM_NAME, labels, 500)
         f1s.append(scores(truth, predicted)["macro_f1"])

@@ -91,6 +91,7 @@ def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings,
     assert metrics["mode"] == "exclusive" and metrics["tasks"] == 4
     meta = model.context.store.load()[1]
     assert len(meta["mean"]) == 6 and meta["labels"] == model.labels
+    assert meta["calibration"]["temperature"] > 0  # fitted on the held-out part of the training data
     task = basicmotions_tasks(shared_data, "basicmotions_test0")[0]
     regions = model.predict_regions({"id": 7, "data": task.data})
     assert regions, "a trained model predicts segments"
@@ -99,6 +100,7 @@ def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings,
         assert r["from_name"] == "label" and r["to_name"] == "ts" and r["type"] == "timeserieslabels"
         assert 0 <= r["value"]["start"] <= r["value"]["end"] <= 99.9
         assert r["value"]["timeserieslabels"][0] in model.labels
+        assert 0.0 <= r["score"] <= 1.0
 
 
 def test_a_second_instance_reloads_the_version_another_worker_saved(

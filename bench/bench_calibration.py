@@ -1,0 +1,180 @@
+"""Do region and task scores mean what they say? Measured on our own splits of the shared data.
+
+Per dataset, two folds (each half of the recordings trains once and the other half is cut into short test
+tasks): the real control model trains on the training recordings (its calibration is fitted on the
+held-out part that its training sets apart), then predicts every test task. Printed per kind, before
+calibration (today's scores: the mean probability, no temperature; task score = mean region score) and
+after, from the same trained models:
+- ECE: expected calibration error of region scores (10 equal-width bins) against "right" (IoU >= 0.5 with a
+  true region of its label); target <= 0.1;
+- AUROC of region scores, right vs wrong regions; target >= 0.9;
+- Spearman correlation of task score with task macro-F1; target >= 0.5.
+Run: `.venv/bin/python -m bench.bench_calibration [--datasets video watch basicmotions] [--epochs 20]` (`--epochs` caps time-series training; video trains as the service does)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.chunked_tasks import Dataset, SeriesSet, TaskResult, VideoSet  # noqa: E402
+
+# (training recordings, test recordings) per fold; test recordings are cut into tasks of `CHUNK` steps
+FOLDS = {
+    "video": [
+        ([f"spliced_train{i}" for i in range(4)], [f"spliced_train{i}" for i in range(4, 8)]),
+        ([f"spliced_train{i}" for i in range(4, 8)], [f"spliced_train{i}" for i in range(4)]),
+    ],
+    "watch": [
+        ([f"watch_subject0{i}.csv" for i in (1, 2, 3, 4)], [f"watch_subject0{i}.csv" for i in (5, 6, 7)]),
+        ([f"watch_subject0{i}.csv" for i in (4, 5, 6, 7)], [f"watch_subject0{i}.csv" for i in (1, 2, 3)]),
+    ],
+    "basicmotions": [
+        ([f"basicmotions_train{i}.csv" for i in range(4)], [f"basicmotions_test{i}.csv" for i in range(4)]),
+        ([f"basicmotions_test{i}.csv" for i in range(4)], [f"basicmotions_train{i}.csv" for i in range(4)]),
+    ],
+}
+CHUNK = {"video": 100, "watch": 5000, "basicmotions": 200}
+
+
+def ece(scores: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: bin-size weighted |share right - mean score| over equal-width bins."""
+    which = np.minimum((scores * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.mean() * abs(right[inside].mean() - scores[inside].mean())
+    return float(total)
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank."""
+    order = np.argsort(values, kind="mergesort")
+    ranked = np.empty(len(values))
+    ranked[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranked[tied] = ranked[tied].mean()
+    return ranked
+
+
+def auroc(scores: np.ndarray, right: np.ndarray) -> float | None:
+    """P(a right region scores above a wrong one), ties counting half; None without both kinds."""
+    positives, negatives = int(right.sum()), int((~right).sum())
+    if not positives or not negatives:
+        return None
+    r = ranks(scores)
+    return float((r[right].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+TASK_SCORES = {  # other task scores from the same region scores, for comparison with the one model.py uses
+    "min region score": lambda scores: min(scores, default=0.0),
+    "product": lambda scores: float(np.prod(scores)) if scores else 0.0,
+}
+
+
+def figures(results: list[TaskResult]) -> dict[str, float | None]:
+    scores = np.array([r.score for t in results for r in t.regions])
+    right = np.array([r.right for t in results for r in t.regions], dtype=bool)
+    task_scores = np.array([t.score for t in results])
+    task_f1 = np.array([t.macro_f1 for t in results])
+    return {
+        "regions": len(scores),
+        "right": float(right.mean()) if len(right) else None,
+        "ece": ece(scores, right) if len(scores) else None,
+        "auroc": auroc(scores, right),
+        "spearman": spearman(task_scores, task_f1),
+        "tasks": len(results),
+        **{
+            f"spearman, {name}": spearman(
+                np.array([score([r.score for r in t.regions]) for t in results]), task_f1
+            )
+            for name, score in TASK_SCORES.items()
+        },
+    }
+
+
+def run_dataset(name: str, data: Dataset, epochs: int | None, tmp: Path) -> tuple[list, list]:
+    before, after = [], []
+    for fold, (train, test) in enumerate(FOLDS[name]):
+        model = data.model(tmp, f"{name}-{fold}")
+        if epochs and data.kind == "time series":
+            model.train_config = replace(model.train_config, epochs=epochs)
+        tasks = [data.task(i, *c) for i, c in enumerate(data.chunks(train, 10**9), start=1)]
+        started = time.perf_counter()
+        model.fit(tasks)
+        fit_s = time.perf_counter() - started
+        calibration = model.trained()[1]["calibration"]
+        test_tasks = [data.task(1000 + i, *c) for i, c in enumerate(data.chunks(test, CHUNK[name]))]
+        model.calibrated = False
+        before += [data.evaluate(model, t) for t in test_tasks]
+        model.calibrated = True
+        after += [data.evaluate(model, t) for t in test_tasks]
+        print(
+            f"  {name} fold {fold}: fit {fit_s:.1f} s, {len(test_tasks)} test tasks; calibration "
+            f"T={calibration['temperature']:.2f}, {calibration['region_score']}, "
+            f"{calibration['held_out_right']}/{calibration['held_out_regions']} held-out regions right",
+            flush=True,
+        )
+    return before, after
+
+
+def show(label: str, before: list[TaskResult], after: list[TaskResult]) -> None:
+    def fmt(value: float | int | None) -> str:
+        return "   -  " if value is None else f"{value:6.3f}" if isinstance(value, float) else f"{value:6d}"
+
+    b, a = figures(before), figures(after)
+    print(f"\n== {label}")
+    for key, target in [
+        ("regions", ""),
+        ("right", ""),
+        ("ece", "<= 0.1"),
+        ("auroc", ">= 0.9"),
+        ("spearman", ">= 0.5"),
+        ("tasks", ""),
+        *((f"spearman, {name}", "") for name in TASK_SCORES),
+    ]:
+        print(f"  {key:26s} before {fmt(b[key])}   after {fmt(a[key])}   {target}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datasets", nargs="+", default=["video", "watch", "basicmotions"])
+    parser.add_argument(
+        "--epochs", type=int, default=20, help="time-series training epochs (0: the model's own)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    by_kind: dict[str, tuple[list, list]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets:
+            data = VideoSet() if name == "video" else SeriesSet(name)
+            before, after = run_dataset(name, data, args.epochs, Path(tmp))
+            show(name, before, after)
+            kind = by_kind.setdefault(data.kind, ([], []))
+            kind[0].extend(before)
+            kind[1].extend(after)
+    for kind, (before, after) in by_kind.items():
+        show(f"all {kind}", before, after)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Scores that mean something: a region's score estimates the probability that it is right (IoU >= 0.5
+with a true region of its label), and a task's score ranks tasks least certain first.
+
+Fitted after training on the held-out data the training sets apart (`training.holdout_split`), saved as
+plain numbers in the model's JSON metadata:
+1. a temperature for the net's outputs (one number, fitted by held-out log-loss), applied to per-step
+   probabilities: `sigmoid(logit(p) / T)` per label, or `softmax(log(p) / T)` over exclusive classes (the same
+   as dividing the logits by T);
+2. a logistic map from a decoded region's features (logit of the mean and of the minimum of its label's
+   per-step probability, log of its length) to P(right), fitted on the held-out regions. Its weights are
+   pulled towards the identity map (score = mean probability) by a fixed penalty, so a few held-out regions
+   move the map a little and many move it as far as they say; without both right and wrong held-out
+   regions only its intercept moves.
+With fewer than `MIN_REGIONS` held-out regions the map is not fitted, and a region's score is the mean
+(temperature-scaled) probability of its label over its steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from utils.temporal.decoder import Segment, runs
+
+IOU_RIGHT = 0.5  # a region is right when it overlaps a true region of its label at least this much
+MIN_REGIONS = 5
+PRIOR = np.array([0.0, 1.0, 0.0, 0.0])  # the identity map: intercept, logit mean, logit min, log length
+# Penalty on the squared distance from it, in log-likelihood units: lighter on the intercept, which moves
+# whenever the share of right regions differs from what the probabilities say. The slopes need right and
+# wrong regions to be learnt: with fewer than `MIN_EACH` of either they stay those of the identity map, so
+# only the intercept moves and the order of the scores (which regions and tasks come first) is kept.
+PRIOR_WEIGHT = np.array([0.5, 2.0, 2.0, 2.0])
+FIXED = 1e9
+MIN_EACH = 3
+EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] before taking logits
+TEMPERATURES = np.exp(np.linspace(math.log(0.2), math.log(5.0), 49))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def scale_probabilities(probs: np.ndarray, temperature: float, exclusive: bool) -> np.ndarray:
+    """Per-step probabilities (steps, outputs) with the net's logits divided by `temperature`."""
+    if temperature == 1.0:
+        return probs
+    if exclusive:
+        z = np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, None)) / temperature
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return (1.0 / (1.0 + np.exp(-_logit(probs) / temperature))).astype(np.float32)
+
+
+def _log_loss(probs: np.ndarray, truth: np.ndarray, exclusive: bool) -> float:
+    probs = np.asarray(probs, dtype=np.float64)
+    if exclusive:  # truth: class ids
+        return float(-np.log(np.clip(probs[np.arange(len(truth)), truth], EPS, None)).mean())
+    p = np.clip(probs, EPS, 1 - EPS)
+    return float(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean())
+
+
+def fit_temperature(probs: np.ndarray, truth: np.ndarray, exclusive: bool) -> float:
+    """The temperature (0.2 .. 5) with the lowest held-out log-loss; `truth` holds class ids (exclusive) or
+    multi-hot labels."""
+    if len(probs) == 0:
+        return 1.0
+    losses = [_log_loss(scale_probabilities(probs, t, exclusive), truth, exclusive) for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def true_segments(truth: np.ndarray) -> dict[int, list[tuple[int, int]]]:
+    """Per label, the (start, end inclusive) runs of a multi-hot (steps, labels) array."""
+    return {
+        label: [(s, e) for on, s, e in runs(truth[:, label].astype(np.int64)) if on]
+        for label in range(truth.shape[1])
+    }
+
+
+def is_right(segment: Segment, truth: dict[int, list[tuple[int, int]]]) -> bool:
+    """Whether the segment overlaps a true run of its label with IoU >= `IOU_RIGHT`."""
+    for start, end in truth.get(segment.label, []):
+        inter = min(end, segment.end) - max(start, segment.start) + 1
+        if inter > 0 and inter / (max(end, segment.end) - min(start, segment.start) + 1) >= IOU_RIGHT:
+            return True
+    return False
+
+
+def region_features(segment: Segment, label_probs: np.ndarray) -> np.ndarray:
+    """[logit mean, logit min, log length] of the segment's label probabilities over its steps."""
+    p = label_probs[segment.start : segment.end + 1, segment.label]
+    return np.array([_logit(p.mean()), _logit(p.min()), math.log(len(p))], dtype=np.float64)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, prior: np.ndarray, prior_weight: np.ndarray) -> np.ndarray:
+    """Weights (intercept first) of a logistic regression penalised by `prior_weight` times the squared
+    distance from `prior` (per weight): Newton steps, halved while they do not lower the penalised loss."""
+    design = np.column_stack([np.ones(len(x)), x])
+
+    def loss(w: np.ndarray) -> float:
+        z = design @ w
+        return float(np.logaddexp(0, z).sum() - y @ z + np.sum(prior_weight * (w - prior) ** 2))
+
+    w = prior.astype(np.float64).copy()
+    current = loss(w)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -500, 500)))
+        gradient = design.T @ (p - y) + 2 * prior_weight * (w - prior)
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(2 * prior_weight)
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        while loss(w - scale * step) > current and scale > 1e-6:
+            scale /= 2
+        w, previous, current = w - scale * step, current, loss(w - scale * step)
+        if previous - current < 1e-10:
+            break
+    return w
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a model's probabilities become scores; the default (no metadata) changes nothing."""
+
+    temperature: float = 1.0
+    weights: tuple[float, ...] | None = None  # the region map: intercept, logit mean, logit min, log length
+    regions: int = 0  # held-out regions it was fitted on
+    right: int = 0  # of which right
+
+    def scale(self, probs: np.ndarray, exclusive: bool) -> np.ndarray:
+        return scale_probabilities(probs, self.temperature, exclusive)
+
+    def region_score(self, segment: Segment, label_probs: np.ndarray) -> float:
+        """P(right) of a segment decoded from (already scaled) `label_probs` (steps, labels)."""
+        if self.weights is None:
+            return float(label_probs[segment.start : segment.end + 1, segment.label].mean())
+        z = self.weights[0] + float(np.dot(self.weights[1:], region_features(segment, label_probs)))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "region_weights": list(self.weights) if self.weights is not None else None,
+            "held_out_regions": self.regions,
+            "held_out_right": self.right,
+            "region_score": "logistic map"
+            if self.weights is not None
+            else "mean probability (too few regions)",
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Calibration:
+        """The calibration saved in a model's metadata; none (older models) is the identity."""
+        saved = meta.get("calibration") or {}
+        weights = saved.get("region_weights")
+        return cls(
+            float(saved.get("temperature", 1.0)),
+            tuple(float(w) for w in weights) if weights else None,
+            int(saved.get("held_out_regions", 0)),
+            int(saved.get("held_out_right", 0)),
+        )
+
+
+def fit_calibration(
+    probs: Sequence[np.ndarray],
+    truth: Sequence[np.ndarray],
+    decode: Callable[[np.ndarray], list[Segment]],
+    exclusive: bool,
+) -> Calibration:
+    """Fit the temperature and the region map on held-out sequences: per-step `probs` (steps, outputs;
+    exclusive: background first) with multi-hot `truth` (steps, labels), and the model's own `decode`."""
+    if not probs:
+        return Calibration()
+    stacked, hot = np.concatenate(probs), np.concatenate(truth)
+    ids = np.where(hot.any(axis=1), hot.argmax(axis=1) + 1, 0) if exclusive else hot
+    temperature = fit_temperature(stacked, ids, exclusive)
+    features, right = [], []
+    for p, t in zip(probs, truth, strict=True):
+        scaled = scale_probabilities(p, temperature, exclusive)
+        label_probs = scaled[:, 1:] if exclusive else scaled
+        runs_of = true_segments(t)
+        for segment in decode(scaled):
+            features.append(region_features(segment, label_probs))
+            right.append(is_right(segment, runs_of))
+    hits = int(sum(right))
+    if len(right) < MIN_REGIONS:
+        return Calibration(temperature, None, len(right), hits)
+    penalty = (
+        PRIOR_WEIGHT if min(hits, len(right) - hits) >= MIN_EACH else np.r_[PRIOR_WEIGHT[0], [FIXED] * 3]
+    )
+    weights = fit_logistic(np.array(features), np.array(right, dtype=np.float64), PRIOR, penalty)
+    return Calibration(temperature, tuple(float(w) for w in weights), len(right), hits)
+
+
+def task_score(region_scores: Sequence[float]) -> float:
+    """A task's score, sorted ascending least certain first: the mean of its regions' calibrated scores
+    (the expected share of its regions that are right); a task without regions scores 0."""
+    return float(np.mean(region_scores)) if len(region_scores) else 0.0
