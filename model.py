@@ -175,6 +175,10 @@ class TemporalBackend:
                 index = ids.index(None)
                 raise BadRequestError(f"ANNOTATIONS_DELETED: 'annotations[{index}].id' must be an integer")
             self.annotations.delete(pid, ids)
+        elif action == "START_TRAINING":
+            marker = self._full_retrain_marker(pid)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
         state = self.jobs.request(pid)
         return {"status": "queued", "action": action, "project": pid, "requested": state["requested"]}
 
@@ -360,6 +364,9 @@ class TemporalBackend:
         if not label_config:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
+        marker = self._full_retrain_marker(project_id)
+        warm_start = not marker.exists()  # read before training: a START_TRAINING during it asks again
+        marker.unlink(missing_ok=True)
         tasks, skipped = labelled_tasks(self._training_tasks(project_id))
         metrics: dict[str, Any] = {}
         failed = 0
@@ -374,7 +381,7 @@ class TemporalBackend:
                 continue
             try:
                 torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
-                metrics[model.from_name] = self._train_control(project_id, model, examples)
+                metrics[model.from_name] = self._train_control(project_id, model, examples, warm_start)
             except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
                 logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)
                 metrics[model.from_name] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -491,8 +498,15 @@ class TemporalBackend:
             queued,
         )
 
-    def _train_control(self, project_id: str, model: ControlModel, examples: list[AnnotatedTask]) -> dict:
-        """Check the data, fit a candidate on the tasks not held out, gate it, and promote it if accepted."""
+    def _full_retrain_marker(self, project_id: str) -> Path:
+        """Present between a START_TRAINING and the training it asked for, which then starts from scratch."""
+        return self.store.project_dir(project_id) / "full-retrain-requested"
+
+    def _train_control(
+        self, project_id: str, model: ControlModel, examples: list[AnnotatedTask], warm_start: bool
+    ) -> dict:
+        """Check the data, fit a candidate on the tasks not held out (fine-tuning the serving model when
+        `warm_start` and it fits), gate it, and promote it if accepted."""
         checked = _check_training_data(model, examples)  # the tasks' inputs are not kept beyond it
         if checked.problem:
             logger.warning("project %s, control %s: %s", project_id, model.from_name, checked.problem)
@@ -500,7 +514,9 @@ class TemporalBackend:
         held_out = held_out_task_ids(project_id, checked.targets_of)
         store = model.context.store
         staging = store.staging()
-        result = _with_store(model, staging).fit([e for e in checked.examples if e.task_id not in held_out])
+        result = _with_store(model, staging).fit(
+            [e for e in checked.examples if e.task_id not in held_out], warm_start=warm_start
+        )
         candidate = staging.saved_version
         if candidate is None:
             return result  # nothing to learn ({"skipped": ...})
