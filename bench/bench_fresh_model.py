@@ -4,12 +4,14 @@ the new annotation) against a full retrain from scratch (START_TRAINING) on the 
 the same process.
 
 - watch: each of the 7 subjects' recordings is cut in two: the first 70% is an annotated task, the rest is
-  held out. Annotations arrive one at a time (each waits for its training, as an annotator's do); timed
-  after the 1st, 4th and 7th.
-- video: the 8 spliced videos, features cached by a first /predict as in real use. After 6 annotated, the
+  held out. For each count (1, 4, 7), a project gets the earlier recordings' annotations in a burst (trained,
+  the first from scratch, the rest fine-tuned), then the count-th annotation is timed (warm), then a
+  START_TRAINING (full retrain). With one recording there is nothing to warm-start from.
+- video: the 8 spliced videos. Each task is predicted before it is annotated (Label Studio asks when the
+  annotator opens it), which caches its frame features as in real use (the first one has no model yet). After 6 annotated, the
   warm and the full model are scored on videos 7-8 (not yet annotated); then 7 and 8 are annotated and timed.
 
-Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only] [--threads 2]`
+Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only] [--counts 1 4 7] [--threads 2]`
 """
 
 from __future__ import annotations
@@ -41,21 +43,20 @@ from utils.video.reader import probe_video  # noqa: E402
 from utils.video.regions import regions_to_frame_labels  # noqa: E402
 
 TRAIN_SHARE = 0.7
+TOKEN = "bench-token"
 
 
 @dataclass(frozen=True)
 class Timing:
     wall: float
     cpu: float  # process CPU seconds (all threads): less sensitive than wall time to other work on the cores
+    epochs: int | None
 
     def __str__(self) -> str:
-        return f"{self.wall:6.1f} s ({self.cpu:6.1f} CPU s)"
+        return f"{self.wall:6.1f} s ({self.cpu:6.1f} CPU s, {self.epochs} epochs)"
 
     def ratio(self, other: Timing) -> str:
         return f"x{self.wall / other.wall:.2f} wall, x{self.cpu / other.cpu:.2f} CPU"
-
-
-WATCH_CHECKPOINTS = (1, 4, 7)
 
 
 class Service:
@@ -70,12 +71,14 @@ class Service:
                 "MODEL_ROOTS": str(spliced_checkpoint().parent),
                 "TORCH_THREADS": str(threads),
                 "YOLO_OFFLINE": "1",
+                "PREDICT_BUDGET_S": "600",  # /predict answers in the request, never through a job
+                "LABEL_STUDIO_API_KEY": TOKEN,  # pinning a version needs it; no Label Studio is called
             }
         )
         self.client: FlaskClient = create_app(settings, backend=TemporalBackend(settings)).test_client()
 
-    def post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.client.post(route, json=body)
+    def post(self, route: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = self.client.post(route, json=body, headers=headers)
         assert response.status_code == 200, (route, response.status_code, response.get_json())
         return response.get_json()
 
@@ -113,13 +116,27 @@ class Service:
         send()
         while True:
             state = self.client.get("/health").get_json()["training"].get(project)
-            if state and state["state"] == "idle" and state["trained"] >= state["requested"]:
+            if state is None or (state["state"] == "idle" and state["trained"] >= state["requested"]):
                 break
             time.sleep(0.1)
-        timing = Timing(time.monotonic() - wall, time.process_time() - cpu)
+        metrics = (((state or {}).get("last") or {}).get("metrics") or {}).values()
+        epochs = next((m["epochs"] for m in metrics if isinstance(m, dict) and "epochs" in m), None)
+        timing = Timing(time.monotonic() - wall, time.process_time() - cpu, epochs)
         if self.version(project, config) == before:
-            print(f"    (no new version: {str(state.get('last'))[:300]})")
+            print("    (the gate kept the candidate from serving)")
         return timing
+
+    def score_newest(self, project: str, control: str, score: Callable[[], float]) -> float:
+        """`score()` with the newest version serving: pinned for the while when the gate kept it a candidate."""
+        newest = self.client.get(f"/versions?project={project}").get_json()["controls"][control][0]
+        if newest["serving"]:
+            return score()
+        auth = {"Authorization": f"Token {TOKEN}"}
+        self.post("/versions", {"project": project, "control": control, "version": newest["version"]}, auth)
+        try:
+            return score()
+        finally:
+            self.post("/versions", {"project": project, "control": control, "version": None}, auth)
 
     def predict(self, project: str, config: str, tasks: list[dict[str, Any]]) -> list[list[dict]]:
         body = {
@@ -172,20 +189,24 @@ def watch_f1(service: Service, project: str, config: str, held: list[dict], labe
     return macro_f1(np.concatenate(truths).astype(bool), np.concatenate(preds).astype(bool))
 
 
-def bench_watch(service: Service, root: Path) -> None:
+def bench_watch(service: Service, root: Path, counts: list[int]) -> None:
     train, held, labels = watch_split(root)
     config = config_for("watch")
-    project = "1"
     print("watch (7 subjects, first 70% annotated, last 30% held out)", flush=True)
-    for count, task in enumerate(train, start=1):
+    for count in counts:
+        project = str(10 + count)
+        for number, task in enumerate(train[: count - 1], start=1):  # earlier annotations, one burst
+            service.annotate(project, config, task, annotation_id=number)
+        service.fresh_after(project, config, lambda: None)
+        service.predict(project, config, [train[count - 1]])  # the annotator opens the task
         warm = service.fresh_after(
-            project, config, lambda t=task, c=count: service.annotate(project, config, t, c)
+            project, config, lambda p=project, c=count: service.annotate(p, config, train[c - 1], c)
         )
-        if count not in WATCH_CHECKPOINTS:
-            continue
         warm_f1 = watch_f1(service, project, config, held, labels)
-        full = service.fresh_after(project, config, lambda: service.start_training(project, config))
-        full_f1 = watch_f1(service, project, config, held, labels)
+        full = service.fresh_after(project, config, lambda p=project: service.start_training(p, config))
+        full_f1 = service.score_newest(
+            project, "label", lambda p=project: watch_f1(service, p, config, held, labels)
+        )
         print(
             f"  after {count} annotated: warm {warm}, F1 {warm_f1:.3f} | full retrain {full}, F1 {full_f1:.3f} "
             f"| warm/full {warm.ratio(full)}, F1 {warm_f1 - full_f1:+.3f}",
@@ -210,9 +231,9 @@ def bench_video(service: Service) -> None:
         {"id": t["id"], "data": t["data"], "result": t["annotations"][0]["result"]} for t in spliced_tasks()
     ]
     project = "2"
-    service.predict(project, config, tasks)  # features cached, as after Label Studio's first /predict
     print("video (8 spliced videos, features cached)", flush=True)
     for count, task in enumerate(tasks, start=1):
+        service.predict(project, config, [task])  # the annotator opens the task: its features are cached
         warm = service.fresh_after(
             project, config, lambda t=task, c=count: service.annotate(project, config, t, 1000 + c)
         )
@@ -222,7 +243,9 @@ def bench_video(service: Service) -> None:
         full = service.fresh_after(project, config, lambda: service.start_training(project, config))
         quality = ""
         if warm_f1 is not None:
-            full_f1 = video_f1(service, project, config, tasks[6:], labels)
+            full_f1 = service.score_newest(
+                project, "videoLabels", lambda: video_f1(service, project, config, tasks[6:], labels)
+            )
             quality = f" | held-out videos 7-8: F1 warm {warm_f1:.3f}, full {full_f1:.3f} ({warm_f1 - full_f1:+.3f})"
         print(
             f"  after {count} annotated: warm {warm} | full retrain {full} | {warm.ratio(full)}{quality}",
@@ -236,6 +259,7 @@ def main() -> None:
     parser.add_argument("--watch-only", action="store_true")
     parser.add_argument("--video-only", action="store_true")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 4, 7], help="watch recordings annotated")
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
@@ -246,7 +270,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         service = Service(Path(tmp), args.threads)
         if not args.video_only:
-            bench_watch(service, Path(tmp))
+            bench_watch(service, Path(tmp), args.counts)
         if not args.watch_only:
             bench_video(service)
 
