@@ -113,7 +113,7 @@ def test_a_second_instance_reloads_the_version_another_worker_saved(
     assert worker_b.version == worker_a.version
 
 
-def test_retraining_fine_tunes_the_serving_model_unless_asked_or_the_labels_change(
+def test_retraining_fine_tunes_the_serving_model_unless_asked_the_labels_change_or_the_data_doubled(
     settings: Settings, shared_data: Path
 ) -> None:
     config = BASIC_CONFIG.replace('model_classifier_epochs="3"', 'model_classifier_epochs="1"')
@@ -122,6 +122,8 @@ def test_retraining_fine_tunes_the_serving_model_unless_asked_or_the_labels_chan
     assert not model.fit(tasks)["warm_start"]
     assert model.fit(tasks)["warm_start"]
     assert not model.fit(tasks, warm_start=False)["warm_start"]
+    tripled = basicmotions_tasks(shared_data, "basicmotions_train")[:3]
+    assert not model.fit(tripled)["warm_start"]  # more than twice the data of the last full training
     another_label = config.replace('<Label value="walking"/>', '<Label value="walking"/><Label value="x"/>')
     assert not make_model(another_label, settings, shared_data).fit(tasks)["warm_start"]
 
