@@ -171,6 +171,10 @@ class TemporalBackend:
                 index = ids.index(None)
                 raise BadRequestError(f"ANNOTATIONS_DELETED: 'annotations[{index}].id' must be an integer")
             self.annotations.delete(pid, ids)
+        elif action == "START_TRAINING":
+            marker = self._full_retrain_marker(pid)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
         state = self.jobs.request(pid)
         return {"status": "queued", "action": action, "project": pid, "requested": state["requested"]}
 
@@ -356,6 +360,9 @@ class TemporalBackend:
         if not label_config:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
+        marker = self._full_retrain_marker(project_id)
+        warm_start = not marker.exists()  # read before training: a START_TRAINING during it asks again
+        marker.unlink(missing_ok=True)
         tasks, skipped = labelled_tasks(self._training_tasks(project_id))
         metrics: dict[str, Any] = {}
         failed = 0
@@ -371,7 +378,7 @@ class TemporalBackend:
             try:
                 torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
                 metrics[model.from_name] = train_control(
-                    project_id, model, examples, self.settings.gate_tolerance
+                    project_id, model, examples, self.settings.gate_tolerance, warm_start
                 )
             except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
                 logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)
@@ -525,3 +532,7 @@ class TemporalBackend:
             len(tasks),
             queued,
         )
+
+    def _full_retrain_marker(self, project_id: str) -> Path:
+        """Present between a START_TRAINING and the training it asked for, which then starts from scratch."""
+        return self.store.project_dir(project_id) / "full-retrain-requested"

@@ -29,9 +29,10 @@ logger = logging.getLogger(__name__)
 
 
 def train_control(
-    project_id: str, model: ControlModel, examples: list[AnnotatedTask], tolerance: float
+    project_id: str, model: ControlModel, examples: list[AnnotatedTask], tolerance: float, warm_start: bool
 ) -> dict:
-    """Check the data, fit a candidate on the tasks not held out, gate it, and promote it if accepted."""
+    """Check the data, fit a candidate on the tasks not held out (fine-tuning the serving model when
+    `warm_start` and it fits), gate it, and promote it if accepted."""
     checked = _check_training_data(model, examples)  # the tasks' inputs are not kept beyond it
     if checked.problem:
         logger.warning("project %s, control %s: %s", project_id, model.from_name, checked.problem)
@@ -39,7 +40,9 @@ def train_control(
     held_out = held_out_task_ids(project_id, checked.targets_of)
     store = model.context.store
     staging = store.staging()
-    result = _with_store(model, staging).fit([e for e in checked.examples if e.task_id not in held_out])
+    result = _with_store(model, staging).fit(
+        [e for e in checked.examples if e.task_id not in held_out], warm_start=warm_start
+    )
     candidate = staging.saved_version
     if candidate is None:
         return result  # nothing to learn ({"skipped": ...})

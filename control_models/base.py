@@ -113,9 +113,11 @@ class ControlModel(ABC):
         return 0.0
 
     @abstractmethod
-    def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
+    def fit(self, tasks: list[AnnotatedTask], warm_start: bool = True) -> dict[str, Any]:
         """Train on all annotated tasks of the project, save a new version, and return its metrics.
-        Return `{"skipped": reason}` without saving when there is nothing to learn."""
+        Return `{"skipped": reason}` without saving when there is nothing to learn. With `warm_start`, a
+        model may fine-tune the serving one when its labels and inputs are unchanged; without, it trains
+        from scratch (START_TRAINING)."""
 
     def restore(self, state: dict[str, Any], meta: dict[str, Any]) -> Any:
         """The predictor (e.g. a net in eval mode) from a saved state dict and its metadata; raise ValueError,

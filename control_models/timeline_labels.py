@@ -264,7 +264,7 @@ class TimelineLabelsModel(ControlModel):
         return net.eval()
 
     # --- training ---------------------------------------------------------------------------
-    def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
+    def fit(self, tasks: list[AnnotatedTask], warm_start: bool = True) -> dict[str, Any]:
         if not self.trainable:
             return {"skipped": 'simple mode: set model_trainable="true" to train on annotations'}
         sequences, task_ids = [], []
@@ -288,7 +288,7 @@ class TimelineLabelsModel(ControlModel):
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
         )
-        net, warm = self._start_net(config)
+        net, warm = self._start_net(config) if warm_start else (self._fresh_net(config), False)
         net.set_standardization([x for x, _ in sequences])
         train_set, val_set = holdout_split(
             [x for x, _ in sequences],
@@ -297,7 +297,7 @@ class TimelineLabelsModel(ControlModel):
             min_tasks=None,
             seed=self.train_config.seed,
         )
-        metrics = fit_net(net, train_set, val_set, self.train_config)
+        metrics = fit_net(net, train_set, val_set, self.train_config.warm() if warm else self.train_config)
         calibration = fit_calibration(
             [predict_proba(net, x, self.train_config.sequence_size) for x in val_set[0]],
             val_set[1],
@@ -323,7 +323,7 @@ class TimelineLabelsModel(ControlModel):
     def _start_net(self, config: TimelineNetConfig) -> tuple[TimelineNet, bool]:
         """The saved network when architecture, labels and encoder are unchanged, else a fresh one."""
         saved = self.context.store.load()
-        net = new_net(lambda: TimelineNet(config), self.train_config.seed)
+        net = self._fresh_net(config)
         if saved is None:
             return net, False
         state, meta = saved
@@ -338,5 +338,8 @@ class TimelineLabelsModel(ControlModel):
             net.load_state_dict(state)
         except RuntimeError as exc:
             logger.warning("%s: saved state does not fit (%s); training a fresh model", self.from_name, exc)
-            return new_net(lambda: TimelineNet(config), self.train_config.seed), False
+            return self._fresh_net(config), False
         return net, True
+
+    def _fresh_net(self, config: TimelineNetConfig) -> TimelineNet:
+        return new_net(lambda: TimelineNet(config), self.train_config.seed)

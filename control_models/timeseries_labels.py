@@ -52,14 +52,18 @@ from utils.temporal.sequence_net import (
     probabilities,
 )
 from utils.temporal.sequence_net import fit as fit_net
-from utils.temporal.training import holdout_split, new_net
+from utils.temporal.training import copy_state, holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
+from utils.timeseries.series_cache import SeriesCache
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
+WARM_MAX_GROWTH = (
+    2.0  # fine-tune the serving model while the data is at most this many times its full training's
+)
 
 
 def unless_none(value: T | None, default: T) -> T:
@@ -158,7 +162,10 @@ class TimeSeriesLabelsModel(ControlModel):
                 raise TaskError(
                     f"task {task_id}: valueType='json' but {self.value_key!r} is not JSON"
                 ) from exc
-        return read_series(self.context.media.resolve(value, task_id), self.spec, task_id)
+        path = self.context.media.resolve(value, task_id)
+        return self.context.resources.get_or_create(("series-cache",), SeriesCache).read(
+            path, self.spec, task_id
+        )
 
     def task_steps(self, task: dict[str, Any]) -> TaskSteps:
         series = self.load_series(task)
@@ -169,7 +176,7 @@ class TimeSeriesLabelsModel(ControlModel):
         )
 
     # --- training --------------------------------------------------------------------------
-    def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
+    def fit(self, tasks: list[AnnotatedTask], warm_start: bool = True) -> dict[str, Any]:
         sequences, targets, stats = self._training_data(tasks)
         if not sequences:
             return {"skipped": "no task with readable data and regions of this control"}
@@ -192,27 +199,36 @@ class TimeSeriesLabelsModel(ControlModel):
             num_layers=self.num_layers,
         )
         train_config = replace(self.train_config, mode=mode)
+        shape = {
+            "labels": self.labels,
+            "mode": mode,
+            "channels": list(stats["channels"]),
+            "net": asdict(net_config),
+            "sequence_size": train_config.sequence_size,
+            "instant_labels": instant_labels,
+        }
+        net = new_net(lambda: SequenceNet(net_config), train_config.seed)
+        warm = warm_start and self._warm_start(net, shape, len(stacked))
+        if warm:
+            train_config = train_config.warm()
         logger.info(
-            "training %s on %d tasks (%d samples), %s mode",
+            "training %s on %d tasks (%d samples), %s mode, %s",
             self.from_name,
             len(sequences),
             len(stacked),
             mode,
+            "fine-tuning the serving model" if warm else "from scratch",
         )
-        net = new_net(lambda: SequenceNet(net_config), train_config.seed)
-        report = fit_net(net, train_set, val_set, train_config)
+        report = {**fit_net(net, train_set, val_set, train_config), "warm_start": warm}
         meta = {
-            "labels": self.labels,
-            "mode": mode,
-            "channels": list(stats["channels"]),
+            **shape,
             "mean": mean.tolist(),
             "std": std.tolist(),
-            "net": asdict(net_config),
-            "sequence_size": train_config.sequence_size,
             "min_len": self._default_min_len(stats["lengths"]),
-            "instant_labels": instant_labels,
             "sample_period": stats["period"],
             "metrics": report,
+            # samples of the last training from scratch, carried through the fine-tunings that followed it
+            "scratch_samples": self._serving_meta().get("scratch_samples", 0) if warm else len(stacked),
         }
         meta["calibration"] = self._calibration(net, val_set, meta, stats["period"]).as_dict()
         version = self.context.store.save(net.state_dict(), meta)
@@ -223,6 +239,38 @@ class TimeSeriesLabelsModel(ControlModel):
             "skipped_tasks": stats["skipped"],
             **report,
         }
+
+    def _serving_meta(self) -> dict[str, Any]:
+        return self.context.store.load_meta() or {}
+
+    def _warm_start(self, net: SequenceNet, shape: dict[str, Any], samples: int) -> bool:
+        """Load the serving model's weights into `net` when it has the same labels, model form, channels and
+        architecture (`shape`), and its last training from scratch saw at least 1/WARM_MAX_GROWTH of today's
+        `samples` (fine-tuning a net that learnt from a small part of the data stays worse than a new one;
+        retraining from scratch each time the data doubles keeps the total cost linear); otherwise `net`
+        stays fresh. The standardization is recomputed on the new data: its shift is small beside the gain
+        and offset jitter the net is trained to ignore."""
+        saved = self.context.store.load()
+        if saved is None:
+            return False
+        state, meta = saved
+        if any(meta.get(key) != value for key, value in shape.items()):
+            logger.info("%s: labels, channels or model form changed; training from scratch", self.from_name)
+            return False
+        if WARM_MAX_GROWTH * meta.get("scratch_samples", 0) < samples:
+            logger.info(
+                "%s: the data more than doubled since the last full training; training from scratch",
+                self.from_name,
+            )
+            return False
+        initial = copy_state(net)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            logger.warning("%s: saved weights do not fit (%s); training from scratch", self.from_name, exc)
+            net.load_state_dict(initial)
+            return False
+        return True
 
     def _training_data(self, tasks: list[AnnotatedTask]) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
         sequences, targets, periods = [], [], []

@@ -115,6 +115,21 @@ def test_a_second_instance_reloads_the_version_another_worker_saved(
     assert worker_b.version == worker_a.version
 
 
+def test_retraining_fine_tunes_the_serving_model_unless_asked_the_labels_change_or_the_data_doubled(
+    settings: Settings, shared_data: Path
+) -> None:
+    config = BASIC_CONFIG.replace('model_classifier_epochs="3"', 'model_classifier_epochs="1"')
+    model = make_model(config, settings, shared_data)
+    tasks = basicmotions_tasks(shared_data, "basicmotions_train")[:1]
+    assert not model.fit(tasks)["warm_start"]
+    assert model.fit(tasks)["warm_start"]
+    assert not model.fit(tasks, warm_start=False)["warm_start"]
+    tripled = basicmotions_tasks(shared_data, "basicmotions_train")[:3]
+    assert not model.fit(tripled)["warm_start"]  # more than twice the data of the last full training
+    another_label = config.replace('<Label value="walking"/>', '<Label value="walking"/><Label value="x"/>')
+    assert not make_model(another_label, settings, shared_data).fit(tasks)["warm_start"]
+
+
 def synthetic_task(task_id: int, seed: int) -> AnnotatedTask:
     """Inline JSON on a date-time axis: 'Run' and 'Walk' overlap, 'Tap' marks instants, gaps are NaN."""
     rng = np.random.default_rng(seed)

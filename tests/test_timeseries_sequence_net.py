@@ -33,6 +33,8 @@ def test_windows_per_epoch_follow_the_training_data_within_bounds() -> None:
     assert epoch_windows(200, config) == 10  # a tiny project still takes a few steps per epoch
     assert epoch_windows(1500, config) == 30
     assert epoch_windows(10**6, config) == 50
+    warm = config.warm()  # fine-tuning checks the held-out data after half as many windows
+    assert (epoch_windows(10**6, warm), epoch_windows(200, warm)) == (25, 10)
 
 
 def test_predict_logits_covers_any_length() -> None:

@@ -62,3 +62,11 @@ def test_training_loop_keeps_the_best_epoch_and_stops_on_patience() -> None:
     report = training_loop(net, TrainConfig(epochs=10, patience=2), train_epoch, evaluate)
     assert report["epochs"] == 4 and report["best"]["epoch"] == 2
     assert float(net.weight.detach()) == states[1]  # the weights of the best held-out epoch are back
+
+
+def test_warm_schedule_is_shorter_with_a_smaller_step_and_a_quick_plateau_stop() -> None:
+    full = TrainConfig(epochs=60, patience=10, min_epochs=15, learning_rate=2e-3)
+    warm = full.warm()
+    assert (warm.epochs, warm.patience, warm.min_epochs) == (full.warm_epochs, full.warm_patience, 0)
+    assert warm.learning_rate < full.learning_rate
+    assert TrainConfig(epochs=3).warm().epochs == 3  # never more epochs than configured

@@ -50,6 +50,21 @@ def test_burst_of_ten_events_trains_at_most_twice(settings, slow_fit) -> None:
     assert sorted(meta["task_ids"]) == list(range(1, 11))
 
 
+def test_start_training_retrains_from_scratch_and_annotations_fine_tune(settings) -> None:
+    app = make_app(settings)
+    client = app.test_client()
+    jobs = app.config["BACKEND"].jobs
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    jobs.wait_idle("1", timeout_s=30)
+    client.post(
+        "/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "label_config": VIDEO_CONFIG}}
+    )
+    jobs.wait_idle("1", timeout_s=30)
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
+    jobs.wait_idle("1", timeout_s=30)
+    assert [run["warm_start"] for run in fit_log(settings)] == [True, False, True]
+
+
 def test_two_workers_never_train_one_project_at_once(settings, slow_fit) -> None:
     workers = [make_backend(settings), make_backend(settings)]  # two processes' worth of state, one model dir
     for i, backend in enumerate(workers):
@@ -71,7 +86,7 @@ def test_failed_training_is_counted_and_previous_model_keeps_serving(settings, m
     backend.jobs.wait_idle("1")
     version = backend.model_version("1", VIDEO_CONFIG)
 
-    def explode(self, tasks):
+    def explode(self, tasks, warm_start=True):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(RecordingTimelineModel, "fit", explode)

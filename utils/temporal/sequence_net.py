@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -58,6 +58,11 @@ class SequenceTrainConfig(TrainConfig):
     time_warp: float = 0.15  # training windows are resampled from spans up to this fraction longer/shorter
     class_weights: bool = True
     average_top: int = 5
+
+    def warm(self) -> SequenceTrainConfig:
+        """Fine-tuning also checks the held-out data twice as often: the plateau shows after fewer windows."""
+        short = super().warm()
+        return replace(short, max_windows=max(short.min_windows, short.max_windows // 2))
 
 
 class ResidualBlock(nn.Module):

@@ -13,8 +13,8 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from typing import Self, TypeVar
 
 import numpy as np
 import torch
@@ -57,6 +57,20 @@ class TrainConfig:
     average_top: int = 1  # >1: average the weights of the best few held-out epochs when that does not hurt
     max_seconds: float = 1800.0
     seed: int = 0
+    # a warm start (fine-tuning the serving model on the newest annotations) needs only a few epochs
+    warm_epochs: int = 12
+    warm_patience: int = 3
+    warm_learning_rate_scale: float = 0.5
+
+    def warm(self) -> Self:
+        """The schedule for fine-tuning a trained net: fewer epochs, a smaller step, a quick plateau stop."""
+        return replace(
+            self,
+            epochs=min(self.epochs, self.warm_epochs),
+            min_epochs=0,
+            patience=min(self.patience, self.warm_patience),
+            learning_rate=self.learning_rate * self.warm_learning_rate_scale,
+        )
 
 
 # --- data ------------------------------------------------------------------------------------------------

@@ -1,0 +1,279 @@
+"""Time to a fresh model through the HTTP API: from the last annotation webhook until `/health` is idle and a
+new model version serves, with macro-F1 on held-out data, for a warm retrain (the serving model fine-tuned on
+the new annotation) against a full retrain from scratch (START_TRAINING) on the same annotations, both run in
+the same process.
+
+- watch: each of the 7 subjects' recordings is cut in two: the first 70% is an annotated task, the rest is
+  held out. For each count (1, 4, 7), a project gets the earlier recordings' annotations in a burst (trained,
+  the first from scratch, the rest fine-tuned), then the count-th annotation is timed (warm), then a
+  START_TRAINING (full retrain). With one recording there is nothing to warm-start from.
+- video: the 8 spliced videos. Each task is predicted before it is annotated (Label Studio asks when the
+  annotator opens it), which caches its frame features as in real use (the first one has no model yet). After 6 annotated, the
+  warm and the full model are scored on videos 7-8 (not yet annotated); then 7 and 8 are annotated and timed.
+
+Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only] [--counts 1 4 7] [--threads 2]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from flask.testing import FlaskClient  # noqa: E402
+
+from _wsgi import create_app  # noqa: E402
+from bench.bench_timeseries_quality import config_for, load_tasks  # noqa: E402
+from fixtures.timeline import spliced_checkpoint, spliced_labels, spliced_tasks, timeline_config  # noqa: E402
+from model import TemporalBackend  # noqa: E402
+from utils.service.settings import Settings  # noqa: E402
+from utils.timeseries.regions import regions_to_targets  # noqa: E402
+from utils.timeseries.time_axis import TimeAxis  # noqa: E402
+from utils.video.reader import probe_video  # noqa: E402
+from utils.video.regions import regions_to_frame_labels  # noqa: E402
+
+TRAIN_SHARE = 0.7
+TOKEN = "bench-token"
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float  # process CPU seconds (all threads): less sensitive than wall time to other work on the cores
+    epochs: int | None
+
+    def __str__(self) -> str:
+        return f"{self.wall:6.1f} s ({self.cpu:6.1f} CPU s, {self.epochs} epochs)"
+
+    def ratio(self, other: Timing) -> str:
+        return f"x{self.wall / other.wall:.2f} wall, x{self.cpu / other.cpu:.2f} CPU"
+
+
+class Service:
+    """The real app, in process, spoken to over its HTTP routes."""
+
+    def __init__(self, root: Path, threads: int):
+        settings = Settings.from_env(
+            {
+                "MODEL_DIR": str(root / "models"),
+                "CACHE_DIR": str(root / "cache"),
+                "MEDIA_ROOTS": f"{root}:{spliced_checkpoint().parents[1]}:{Path('tests/data').resolve()}",
+                "MODEL_ROOTS": str(spliced_checkpoint().parent),
+                "TORCH_THREADS": str(threads),
+                "YOLO_OFFLINE": "1",
+                "PREDICT_BUDGET_S": "600",  # /predict answers in the request, never through a job
+                "LABEL_STUDIO_API_KEY": TOKEN,  # pinning a version needs it; no Label Studio is called
+            }
+        )
+        self.client: FlaskClient = create_app(settings, backend=TemporalBackend(settings)).test_client()
+
+    def post(self, route: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = self.client.post(route, json=body, headers=headers)
+        assert response.status_code == 200, (route, response.status_code, response.get_json())
+        return response.get_json()
+
+    def version(self, project: str, config: str) -> str:
+        return self.post("/setup", {"project": project, "schema": config})["model_version"]
+
+    def annotate(self, project: str, config: str, task: dict[str, Any], annotation_id: int) -> None:
+        self.post(
+            "/webhook",
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": int(project), "label_config": config},
+                "task": {"id": task["id"], "data": task["data"]},
+                "annotation": {
+                    "id": annotation_id,
+                    "task": task["id"],
+                    "was_cancelled": False,
+                    "ground_truth": False,
+                    "updated_at": f"2026-12-03T10:00:{annotation_id % 60:02d}Z",
+                    "result": task["result"],
+                },
+            },
+        )
+
+    def start_training(self, project: str, config: str) -> None:
+        self.post(
+            "/webhook", {"action": "START_TRAINING", "project": {"id": int(project), "label_config": config}}
+        )
+
+    def fresh_after(self, project: str, config: str, send: Callable[[], None]) -> Timing:
+        """Wall and process CPU seconds from `send()` (a webhook) until training is idle again; says so when
+        no new version serves (the gate rejected the candidate)."""
+        before = self.version(project, config)
+        wall, cpu = time.monotonic(), time.process_time()
+        send()
+        while True:
+            state = self.client.get("/health").get_json()["training"].get(project)
+            if state is None or (state["state"] == "idle" and state["trained"] >= state["requested"]):
+                break
+            time.sleep(0.1)
+        metrics = (((state or {}).get("last") or {}).get("metrics") or {}).values()
+        epochs = next((m["epochs"] for m in metrics if isinstance(m, dict) and "epochs" in m), None)
+        timing = Timing(time.monotonic() - wall, time.process_time() - cpu, epochs)
+        if self.version(project, config) == before:
+            print("    (the gate kept the candidate from serving)")
+        return timing
+
+    def score_newest(self, project: str, control: str, score: Callable[[], float]) -> float:
+        """`score()` with the newest version serving: pinned for the while when the gate kept it a candidate."""
+        newest = self.client.get(f"/versions?project={project}").get_json()["controls"][control][0]
+        if newest["serving"]:
+            return score()
+        auth = {"Authorization": f"Token {TOKEN}"}
+        self.post("/versions", {"project": project, "control": control, "version": newest["version"]}, auth)
+        try:
+            return score()
+        finally:
+            self.post("/versions", {"project": project, "control": control, "version": None}, auth)
+
+    def predict(self, project: str, config: str, tasks: list[dict[str, Any]]) -> list[list[dict]]:
+        body = {
+            "project": project,
+            "label_config": config,
+            "tasks": [{"id": t["id"], "data": t["data"]} for t in tasks],
+        }
+        return [r.get("result", []) for r in self.post("/predict", body)["results"]]
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean F1 over the labels present in the truth (columns of 0/1 arrays)."""
+    f1s = [
+        2 * (truth[:, i] & predicted[:, i]).sum() / (truth[:, i].sum() + predicted[:, i].sum())
+        for i in range(truth.shape[1])
+        if truth[:, i].any()
+    ]
+    return float(np.mean(f1s))
+
+
+# --- watch -------------------------------------------------------------------------------------------------
+def watch_split(root: Path) -> tuple[list[dict], list[dict], list[str]]:
+    """Per subject: the first 70% of rows as a task (regions that start there), the rest held out."""
+    watch = load_tasks("watch")
+    train, held = [], []
+    for i in range(1, 8):
+        task = watch[f"watch_subject0{i}.csv"]
+        frame = pd.read_csv(task.data["csv_url"])
+        cut = int(len(frame) * TRAIN_SHARE)
+        for part, rows, target in (("train", frame.iloc[:cut], train), ("held", frame.iloc[cut:], held)):
+            path = root / f"watch{i}-{part}.csv"
+            rows.to_csv(path, index=False)
+            end = float(rows["time"].iloc[-1])
+            regions = [r for r in task.regions if part == "held" or r["value"]["start"] < end]
+            target.append(
+                {"id": 100 * int(part == "held") + i, "data": {"csv_url": str(path)}, "result": regions}
+            )
+    labels = sorted({label for t in train for r in t["result"] for label in r["value"]["timeserieslabels"]})
+    return train, held, labels
+
+
+def watch_f1(service: Service, project: str, config: str, held: list[dict], labels: list[str]) -> float:
+    truths, preds = [], []
+    for task, regions in zip(held, service.predict(project, config, held), strict=True):
+        times = pd.read_csv(task["data"]["csv_url"])["time"].to_numpy()
+        truths.append(
+            regions_to_targets(task["result"], times, labels, TimeAxis(), "timeserieslabels").targets
+        )
+        preds.append(regions_to_targets(regions, times, labels, TimeAxis(), "timeserieslabels").targets)
+    return macro_f1(np.concatenate(truths).astype(bool), np.concatenate(preds).astype(bool))
+
+
+def bench_watch(service: Service, root: Path, counts: list[int]) -> None:
+    train, held, labels = watch_split(root)
+    config = config_for("watch")
+    print("watch (7 subjects, first 70% annotated, last 30% held out)", flush=True)
+    for count in counts:
+        project = str(10 + count)
+        for number, task in enumerate(train[: count - 1], start=1):  # earlier annotations, one burst
+            service.annotate(project, config, task, annotation_id=number)
+        service.fresh_after(project, config, lambda: None)
+        service.predict(project, config, [train[count - 1]])  # the annotator opens the task
+        warm = service.fresh_after(
+            project, config, lambda p=project, c=count: service.annotate(p, config, train[c - 1], c)
+        )
+        warm_f1 = watch_f1(service, project, config, held, labels)
+        full = service.fresh_after(project, config, lambda p=project: service.start_training(p, config))
+        full_f1 = service.score_newest(
+            project, "label", lambda p=project: watch_f1(service, p, config, held, labels)
+        )
+        print(
+            f"  after {count} annotated: warm {warm}, F1 {warm_f1:.3f} | full retrain {full}, F1 {full_f1:.3f} "
+            f"| warm/full {warm.ratio(full)}, F1 {warm_f1 - full_f1:+.3f}",
+            flush=True,
+        )
+
+
+# --- video -------------------------------------------------------------------------------------------------
+def video_f1(service: Service, project: str, config: str, held: list[dict], labels: list[str]) -> float:
+    truths, preds = [], []
+    for task, regions in zip(held, service.predict(project, config, held), strict=True):
+        frames = probe_video(Path(task["data"]["video"])).frame_count
+        truths.append(regions_to_frame_labels(task["result"], "videoLabels", labels, frames))
+        preds.append(regions_to_frame_labels(regions, "videoLabels", labels, frames))
+    return macro_f1(np.concatenate(truths).astype(bool), np.concatenate(preds).astype(bool))
+
+
+def bench_video(service: Service) -> None:
+    labels = spliced_labels()
+    config = timeline_config(labels, model_trainable="true", model_path=spliced_checkpoint().name)
+    tasks = [
+        {"id": t["id"], "data": t["data"], "result": t["annotations"][0]["result"]} for t in spliced_tasks()
+    ]
+    project = "2"
+    print("video (8 spliced videos, features cached)", flush=True)
+    for count, task in enumerate(tasks, start=1):
+        service.predict(project, config, [task])  # the annotator opens the task: its features are cached
+        warm = service.fresh_after(
+            project, config, lambda t=task, c=count: service.annotate(project, config, t, 1000 + c)
+        )
+        if count not in (6, 8):
+            continue
+        warm_f1 = video_f1(service, project, config, tasks[6:], labels) if count == 6 else None
+        full = service.fresh_after(project, config, lambda: service.start_training(project, config))
+        quality = ""
+        if warm_f1 is not None:
+            full_f1 = service.score_newest(
+                project, "videoLabels", lambda: video_f1(service, project, config, tasks[6:], labels)
+            )
+            quality = f" | held-out videos 7-8: F1 warm {warm_f1:.3f}, full {full_f1:.3f} ({warm_f1 - full_f1:+.3f})"
+        print(
+            f"  after {count} annotated: warm {warm} | full retrain {full} | {warm.ratio(full)}{quality}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--watch-only", action="store_true")
+    parser.add_argument("--video-only", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 4, 7], help="watch recordings annotated")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
+    )
+    print(
+        f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads {args.threads}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Service(Path(tmp), args.threads)
+        if not args.video_only:
+            bench_watch(service, Path(tmp), args.counts)
+        if not args.watch_only:
+            bench_video(service)
+
+
+if __name__ == "__main__":
+    main()
