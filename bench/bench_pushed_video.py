@@ -35,7 +35,9 @@ OTHER_IDS = 10**9  # task ids the labeling loop has never seen
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=60, help="model_classifier_epochs")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="model_classifier_epochs (default: the tag's)"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for each step")
     args = parser.parse_args()
 
