@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ def train_control(
     if checked.problem:
         logger.warning("project %s, control %s: %s", project_id, model.from_name, checked.problem)
         return {"rejected": checked.problem, "unusable_tasks": checked.unusable}
-    held_out = held_out_task_ids(project_id, checked.targets_of)
+    held_out = held_out_task_ids(project_id, checked.labels_of)
     store = model.context.store
     staging = store.staging()
     result = _with_store(model, staging).fit(
@@ -124,6 +124,7 @@ class CheckedData:
     targets_of: dict[int, Callable[[list[dict[str, Any]]], np.ndarray]]  # empty for models without steps
     unusable: list[str]
     problem: str | None = None
+    labels_of: dict[int, frozenset[int]] = field(default_factory=dict)  # the labels each usable task shows
 
 
 def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> CheckedData:
@@ -131,6 +132,7 @@ def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> 
     model (too little data, non-finite statistics, a label with no samples)."""
     totals = TrainingSetCheck(model.labels)
     targets_of: dict[int, Callable[[list[dict[str, Any]]], np.ndarray]] = {}
+    labels_of: dict[int, frozenset[int]] = {}
     unusable: list[str] = []
     for example in examples:
         try:
@@ -147,6 +149,7 @@ def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> 
             continue
         totals.add(steps.inputs, target)
         targets_of[example.task_id] = steps.targets_of
+        labels_of[example.task_id] = frozenset(np.flatnonzero(target.any(axis=0)).tolist())
     for reason in unusable:
         logger.warning("%s: training leaves out %s", model.from_name, reason)
     usable = [e for e in examples if e.task_id in targets_of]
@@ -163,7 +166,7 @@ def _check_training_data(model: ControlModel, examples: list[AnnotatedTask]) -> 
     problem = totals.problem(annotated)
     if problem:
         return CheckedData(usable, targets_of, unusable, f"training data refused: {problem}")
-    return CheckedData(usable, targets_of, unusable)
+    return CheckedData(usable, targets_of, unusable, labels_of=labels_of)
 
 
 def _with_store(model: ControlModel, store: ControlStore) -> ControlModel:

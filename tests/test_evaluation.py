@@ -28,12 +28,31 @@ def test_constant_baseline_is_every_label_everywhere() -> None:
     assert constant_baseline_f1(truth) == pytest.approx((2 * 2 / 6 + 2 * 1 / 5) / 2)
 
 
+def same_labels(task_ids) -> dict[int, set[int]]:
+    return {task_id: {0, 1} for task_id in task_ids}
+
+
 def test_held_out_tasks_are_fixed_per_project_and_stay_held_out_as_tasks_arrive() -> None:
-    assert held_out_task_ids("1", range(4)) == set()  # too few tasks: all of them train
-    ten = held_out_task_ids("1", range(10))
-    assert len(ten) == 2 and held_out_task_ids("1", reversed(range(10))) == ten
-    assert held_out_task_ids("2", range(10)) != ten or held_out_task_ids("3", range(10)) != ten
-    assert len(held_out_task_ids("1", range(100))) == 20
+    assert held_out_task_ids("1", same_labels(range(4))) == set()  # too few tasks: all of them train
+    ten = held_out_task_ids("1", same_labels(range(10)))
+    assert len(ten) == 2 and held_out_task_ids("1", same_labels(reversed(range(10)))) == ten
+    assert (
+        held_out_task_ids("2", same_labels(range(10))) != ten
+        or held_out_task_ids("3", same_labels(range(10))) != ten
+    )
+    assert len(held_out_task_ids("1", same_labels(range(100)))) == 20
+
+
+def test_a_task_showing_a_rare_label_is_never_held_out_of_training() -> None:
+    labels_of = same_labels(range(10))
+    first = min(held_out_task_ids("1", labels_of))
+    labels_of[first] = {0, 1, 2}  # the only task that shows label 2
+    held_out = held_out_task_ids("1", labels_of)
+    assert first not in held_out and len(held_out) == 2
+    for task_id in range(10):  # label 2 in three tasks: one of them may go, two stay in training
+        labels_of[task_id] = {0, 1, 2} if task_id < 3 else {0, 1}
+    held_out = held_out_task_ids("1", labels_of)
+    assert len(held_out & {0, 1, 2}) <= 1 and len(held_out) == 2
 
 
 def test_gate_accepts_only_what_beats_the_baseline_and_is_not_worse_than_serving() -> None:

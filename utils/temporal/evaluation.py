@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,12 +16,18 @@ import numpy as np
 
 HELD_OUT_FRACTION = 0.2
 HELD_OUT_MIN_TASKS = 5  # below this every task trains, and the gate scores on the training tasks
+MIN_TRAINING_TASKS_PER_LABEL = (
+    2  # a task is held out only if each of its labels keeps this many training tasks
+)
 
 
-def held_out_task_ids(project_id: str, task_ids: Iterable[int]) -> set[int]:
-    """The fifth of the tasks whose hash of project and task id is smallest: fixed per project, so
-    successive versions are compared on the same tasks, and spread over the project's history."""
-    ids = sorted(set(task_ids))
+def held_out_task_ids(project_id: str, labels_of: Mapping[int, Collection[int]]) -> set[int]:
+    """About a fifth of the tasks (`labels_of`: task id -> the labels it shows), in the order of a hash of
+    project and task id: fixed per project, so successive versions are compared on the same tasks, and spread
+    over the project's history. A task whose label would be left in fewer than MIN_TRAINING_TASKS_PER_LABEL
+    training tasks stays in training: holding out the one video that shows a label costs the model that label
+    (spliced videos, 6 annotated: held-out macro-F1 0.66 against 0.97)."""
+    ids = sorted(labels_of)
     if len(ids) < HELD_OUT_MIN_TASKS:
         return set()
 
@@ -28,7 +35,14 @@ def held_out_task_ids(project_id: str, task_ids: Iterable[int]) -> set[int]:
         return hashlib.sha256(f"{project_id}:{task_id}".encode()).hexdigest()
 
     count = max(1, round(HELD_OUT_FRACTION * len(ids)))
-    return set(sorted(ids, key=rank)[:count])
+    training = Counter(label for task_id in ids for label in set(labels_of[task_id]))
+    held: set[int] = set()
+    for task_id in sorted(ids, key=rank):
+        labels = set(labels_of[task_id])
+        if len(held) < count and all(training[label] > MIN_TRAINING_TASKS_PER_LABEL for label in labels):
+            held.add(task_id)
+            training.subtract(labels)
+    return held
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float | None:
