@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fixtures.ls_api import LabelStudioApi  # noqa: E402
-from fixtures.servers import LS_TOKEN, start_backend, start_label_studio, wait_until  # noqa: E402
+from fixtures.servers import LS_TOKEN, label_studio_and_backend, wait_until  # noqa: E402
 from fixtures.shared_sets import timeline_control, video_object, view  # noqa: E402
 from fixtures.synthetic_video import write_video  # noqa: E402
 from fixtures.yolo_checkpoint import build_checkpoint  # noqa: E402
@@ -66,24 +65,17 @@ def main() -> None:
 
     model_dir = work / "models"
     build_checkpoint(model_dir / "yolov8n-cls.pt", names=LABELS)
-    (work / "ls").mkdir()
-    ls = start_label_studio(work / "ls", work / "documents", work / "label-studio.log", timeout_s=300)
-    backend = None
-    try:
-        backend = start_backend(
-            {
-                "MODEL_DIR": str(model_dir),
-                "CACHE_DIR": str(work / "cache"),
-                "YOLO_CONFIG_DIR": str(work / "ultralytics"),
-                "LABEL_STUDIO_URL": ls.url,
-                "LABEL_STUDIO_API_KEY": LS_TOKEN,
-                "LOCAL_FILES_DOCUMENT_ROOT": str(work / "documents"),
-                "WORKERS": "1",
-                "THREADS": "4",
-                "TORCH_THREADS": str(os.cpu_count() or 2),
-            },
-            work / "backend.log",
-        )
+    with label_studio_and_backend(
+        work,
+        {
+            "MODEL_DIR": str(model_dir),
+            "CACHE_DIR": str(work / "cache"),
+            "YOLO_CONFIG_DIR": str(work / "ultralytics"),
+            "WORKERS": "1",
+            "THREADS": "4",
+            "TORCH_THREADS": str(os.cpu_count() or 2),
+        },
+    ) as (ls, backend):
         api = LabelStudioApi(ls.url, LS_TOKEN)
         config = view(
             video_object(fps=args.fps),
@@ -122,11 +114,6 @@ def main() -> None:
         print(
             f"backend peak memory (VmHWM per process, MiB): {', '.join(f'{v:.0f}' for v in peaks.values())}"
         )
-    finally:
-        if backend is not None:
-            backend.stop()
-        ls.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

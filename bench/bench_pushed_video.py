@@ -23,7 +23,7 @@ import requests
 
 from fixtures.ls_api import BackendHealth, LabelStudioApi
 from fixtures.scoring import frame_sets, macro_f1, majority_baseline, truth_frames
-from fixtures.servers import LS_TOKEN, start_backend, start_label_studio, wait_until
+from fixtures.servers import LS_TOKEN, label_studio_and_backend, wait_until
 from fixtures.shared_sets import timeline_config, video_dataset
 from fixtures.timeline import FROM_NAME, spliced_checkpoint
 
@@ -47,21 +47,14 @@ def main() -> None:
     shutil.copytree(videos.source, work / "documents" / videos.folder, copy_function=shutil.copyfile)
     (work / "models").mkdir()
     shutil.copyfile(spliced_checkpoint(), work / "models" / "yolov8n-cls.pt")
-    (work / "ls").mkdir()
-    ls = start_label_studio(work / "ls", work / "documents", work / "label-studio.log", timeout_s=300)
-    backend = None
-    try:
-        backend = start_backend(
-            {
-                "MODEL_DIR": str(work / "models"),
-                "CACHE_DIR": str(work / "cache"),
-                "YOLO_CONFIG_DIR": str(work / "ultralytics"),
-                "LABEL_STUDIO_URL": ls.url,
-                "LABEL_STUDIO_API_KEY": LS_TOKEN,
-                "LOCAL_FILES_DOCUMENT_ROOT": str(work / "documents"),
-            },
-            work / "backend.log",
-        )
+    with label_studio_and_backend(
+        work,
+        {
+            "MODEL_DIR": str(work / "models"),
+            "CACHE_DIR": str(work / "cache"),
+            "YOLO_CONFIG_DIR": str(work / "ultralytics"),
+        },
+    ) as (ls, backend):
         api = LabelStudioApi(ls.url, LS_TOKEN)
         health = BackendHealth(backend.url)
         config = timeline_config(
@@ -114,11 +107,6 @@ def main() -> None:
                 f"{name}: frame macro-F1 pushed {pushed_f1:.3f}, /predict {direct_f1:.3f} (majority baseline "
                 f"{majority_baseline(truth):.3f}); predictions of {version} on the task: {copies}"
             )
-    finally:
-        if backend is not None:
-            backend.stop()
-        ls.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

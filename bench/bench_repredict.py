@@ -25,7 +25,7 @@ import requests
 
 from fixtures.ls_api import BackendHealth, LabelStudioApi
 from fixtures.scoring import series_scores
-from fixtures.servers import LS_TOKEN, start_backend, start_label_studio, wait_until
+from fixtures.servers import LS_TOKEN, label_studio_and_backend, wait_until
 from fixtures.shared_sets import timeseries_config, timeseries_dataset
 
 CHANNELS = ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]
@@ -52,21 +52,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-repredict-"))
     shutil.copytree(series.source, work / "documents" / series.folder, copy_function=shutil.copyfile)
-    (work / "ls").mkdir()
-    ls = start_label_studio(work / "ls", work / "documents", work / "label-studio.log", timeout_s=300)
-    backend = None
-    try:
-        backend = start_backend(
-            {
-                "MODEL_DIR": str(work / "models"),
-                "CACHE_DIR": str(work / "cache"),
-                "LABEL_STUDIO_URL": ls.url,
-                "LABEL_STUDIO_API_KEY": LS_TOKEN,
-                "LOCAL_FILES_DOCUMENT_ROOT": str(work / "documents"),
-                "LOG_LEVEL": "INFO",
-            },
-            work / "backend.log",
-        )
+    with label_studio_and_backend(
+        work,
+        {
+            "MODEL_DIR": str(work / "models"),
+            "CACHE_DIR": str(work / "cache"),
+            "LOG_LEVEL": "INFO",
+        },
+    ) as (ls, backend):
         api = LabelStudioApi(ls.url, LS_TOKEN)
         health = BackendHealth(backend.url)
         config = timeseries_config(
@@ -142,11 +135,6 @@ def main() -> None:
                 f"{name}: macro-F1 pushed {pushed_f1:.3f}, /predict {direct_f1:.3f} (majority baseline "
                 f"{baseline:.3f}); same regions: {without_ids(pushed['result']) == without_ids(direct['result'])}"
             )
-    finally:
-        if backend is not None:
-            backend.stop()
-        ls.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
