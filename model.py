@@ -458,7 +458,7 @@ class TemporalBackend:
         models = self._predictors_for(pid, label_config)
         if not any(model.ready for model in models):
             return {"status": "ignored", "action": "TASKS_CREATED", "reason": "no trained model yet"}
-        if self._pusher(pid) is None:
+        if not self._can_push(pid):
             return {"status": "ignored", "action": "TASKS_CREATED", "reason": "no Label Studio API access"}
         version = self.model_version(pid, label_config)
         jobs = [
@@ -471,7 +471,7 @@ class TemporalBackend:
 
     def _repredict(self, project_id: str, label_config: str) -> None:
         """After a new model version: a sweep job finds the tasks without a prediction of it."""
-        if self.settings.repredict_max_tasks and self._pusher(project_id) is not None:
+        if self.settings.repredict_max_tasks and self._can_push(project_id):
             version = self.model_version(project_id, label_config)
             self.predictions.forget_older_versions(project_id, version)
             self.predictions.submit([PredictionJob(project_id, version, reason="new model version")])

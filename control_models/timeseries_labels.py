@@ -61,9 +61,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
-WARM_MAX_GROWTH = (
-    2.0  # fine-tune the serving model while the data is at most this many times its full training's
-)
+# fine-tune the serving model while the data is at most this many times its last full training's
+WARM_MAX_GROWTH = 2.0
 
 
 def unless_none(value: T | None, default: T) -> T:
@@ -208,7 +207,8 @@ class TimeSeriesLabelsModel(ControlModel):
             "instant_labels": instant_labels,
         }
         net = new_net(lambda: SequenceNet(net_config), train_config.seed)
-        warm = warm_start and self._warm_start(net, shape, len(stacked))
+        warm_from = self._warm_start(net, shape, len(stacked)) if warm_start else None
+        warm = warm_from is not None
         if warm:
             train_config = train_config.warm()
         logger.info(
@@ -228,7 +228,7 @@ class TimeSeriesLabelsModel(ControlModel):
             "sample_period": stats["period"],
             "metrics": report,
             # samples of the last training from scratch, carried through the fine-tunings that followed it
-            "scratch_samples": self._serving_meta().get("scratch_samples", 0) if warm else len(stacked),
+            "scratch_samples": warm_from["scratch_samples"] if warm_from else len(stacked),
         }
         meta["calibration"] = self._calibration(net, val_set, meta, stats["period"]).as_dict()
         version = self.context.store.save(net.state_dict(), meta)
@@ -240,37 +240,35 @@ class TimeSeriesLabelsModel(ControlModel):
             **report,
         }
 
-    def _serving_meta(self) -> dict[str, Any]:
-        return self.context.store.load_meta() or {}
-
-    def _warm_start(self, net: SequenceNet, shape: dict[str, Any], samples: int) -> bool:
+    def _warm_start(self, net: SequenceNet, shape: dict[str, Any], samples: int) -> dict[str, Any] | None:
         """Load the serving model's weights into `net` when it has the same labels, model form, channels and
         architecture (`shape`), and its last training from scratch saw at least 1/WARM_MAX_GROWTH of today's
         `samples` (fine-tuning a net that learnt from a small part of the data stays worse than a new one;
         retraining from scratch each time the data doubles keeps the total cost linear); otherwise `net`
-        stays fresh. The standardization is recomputed on the new data: its shift is small beside the gain
-        and offset jitter the net is trained to ignore."""
+        stays fresh. Returns the serving model's metadata when its weights were loaded, else None. The
+        standardization is recomputed on the new data: its shift is small beside the gain and offset jitter
+        the net is trained to ignore."""
         saved = self.context.store.load()
         if saved is None:
-            return False
+            return None
         state, meta = saved
         if any(meta.get(key) != value for key, value in shape.items()):
             logger.info("%s: labels, channels or model form changed; training from scratch", self.from_name)
-            return False
+            return None
         if WARM_MAX_GROWTH * meta.get("scratch_samples", 0) < samples:
             logger.info(
                 "%s: the data more than doubled since the last full training; training from scratch",
                 self.from_name,
             )
-            return False
+            return None
         initial = copy_state(net)
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
             logger.warning("%s: saved weights do not fit (%s); training from scratch", self.from_name, exc)
             net.load_state_dict(initial)
-            return False
-        return True
+            return None
+        return meta
 
     def _training_data(self, tasks: list[AnnotatedTask]) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
         sequences, targets, periods = [], [], []

@@ -48,9 +48,7 @@ class PredictionJob:
     task_id: int | None = None  # None: a sweep over the project's tasks
     task: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     reason: str = "new task"
-
     sweep_round: int = field(default=0, compare=False, hash=False)  # a sweep's batches so far
-    reason: str = "new task"
 
     @property
     def job_id(self) -> str:

@@ -113,10 +113,13 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, prior: np.ndarray, prior_weight: 
         gradient = design.T @ (p - y) + 2 * prior_weight * (w - prior)
         hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(2 * prior_weight)
         step = np.linalg.solve(hessian, gradient)
-        scale = 1.0
-        while loss(w - scale * step) > current and scale > 1e-6:
+        scale, candidate = 1.0, w - step
+        candidate_loss = loss(candidate)
+        while candidate_loss > current and scale > 1e-6:
             scale /= 2
-        w, previous, current = w - scale * step, current, loss(w - scale * step)
+            candidate = w - scale * step
+            candidate_loss = loss(candidate)
+        w, previous, current = candidate, current, candidate_loss
         if previous - current < 1e-10:
             break
     return w
