@@ -15,8 +15,8 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The small data sets inside the repo (tests/data, copied from ../shared/data; see its README)."""
+def data_root() -> Path:
+    """The small data sets inside the repo (tests/data; its README says where each came from)."""
     if not TEST_DATA.is_dir():
         pytest.fail(f"test data not found at {TEST_DATA}: it is part of the repository, restore it from git")
     return TEST_DATA

@@ -75,10 +75,10 @@ def test_empty_task_list(client) -> None:
         "not a task",
     ],
 )
-def test_unusable_task_gets_empty_result_and_batch_succeeds(client, task, shared_data) -> None:
+def test_unusable_task_gets_empty_result_and_batch_succeeds(client, task, data_root) -> None:
     client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Goal"))
     client.application.config["BACKEND"].jobs.wait_idle("1")
-    good = {"id": 9, "data": {"video": str(shared_data / "video/spliced/spliced_train0.mp4")}}
+    good = {"id": 9, "data": {"video": str(data_root / "video/spliced/spliced_train0.mp4")}}
     payload = {"tasks": [task, good], "project": "1.1", "label_config": VIDEO_CONFIG}
     response = client.post("/predict", json=payload)
     assert response.status_code == 200

@@ -38,21 +38,21 @@ SYNCED_CONFIG = f"""<View>
 
 
 def make_model(
-    config: str, settings: Settings, shared_data: Path, name: str | None = None
+    config: str, settings: Settings, data_root: Path, name: str | None = None
 ) -> TimeSeriesLabelsModel:
     controls = [c for c in LabelInterface(config).controls if TimeSeriesLabelsModel.is_control_matched(c)]
     assert len(controls) == 1
     control = controls[0]
     context = ModelContext(
         store=ModelStore(settings.model_dir).control_store("1", name or control.name),
-        media=MediaResolver(cache_dir=settings.cache_dir, local_roots=(shared_data,)),
+        media=MediaResolver(cache_dir=settings.cache_dir, local_roots=(data_root,)),
         settings=settings,
     )
     return TimeSeriesLabelsModel.create(control, context)
 
 
-def basicmotions_tasks(shared_data: Path, prefix: str) -> list[AnnotatedTask]:
-    folder = shared_data / "timeseries" / "basicmotions"
+def basicmotions_tasks(data_root: Path, prefix: str) -> list[AnnotatedTask]:
+    folder = data_root / "timeseries" / "basicmotions"
     tasks = json.loads((folder / "tasks.json").read_text())
     return [
         AnnotatedTask(i, {"csv_url": str(folder / t["data"]["csv_url"])}, t["annotations"][0]["result"])
@@ -78,21 +78,21 @@ def test_model_input_adds_channels_free_of_a_recordings_offset_and_gain() -> Non
     assert np.all(np.isfinite(model_input(np.ones((5, 2)), mean, std)))  # a flat channel stays finite
 
 
-def test_predict_before_training_returns_empty_result(settings: Settings, shared_data: Path) -> None:
-    model = make_model(BASIC_CONFIG, settings, shared_data)
-    task = basicmotions_tasks(shared_data, "basicmotions_test0")[0]
+def test_predict_before_training_returns_empty_result(settings: Settings, data_root: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, data_root)
+    task = basicmotions_tasks(data_root, "basicmotions_test0")[0]
     assert model.predict_regions({"id": 1, "data": task.data}) == []
     assert model.version == "untrained"
 
 
-def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings, shared_data: Path) -> None:
-    model = make_model(BASIC_CONFIG, settings, shared_data)
-    metrics = model.fit(basicmotions_tasks(shared_data, "basicmotions_train"))
+def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings, data_root: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, data_root)
+    metrics = model.fit(basicmotions_tasks(data_root, "basicmotions_train"))
     assert metrics["mode"] == "exclusive" and metrics["tasks"] == 4
     meta = model.context.store.load()[1]
     assert len(meta["mean"]) == 6 and meta["labels"] == model.labels
     assert meta["calibration"]["temperature"] > 0  # fitted on the held-out part of the training data
-    task = basicmotions_tasks(shared_data, "basicmotions_test0")[0]
+    task = basicmotions_tasks(data_root, "basicmotions_test0")[0]
     regions = model.predict_regions({"id": 7, "data": task.data})
     assert regions, "a trained model predicts segments"
     assert_valid(BASIC_CONFIG, regions)
@@ -104,30 +104,30 @@ def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings,
 
 
 def test_a_second_instance_reloads_the_version_another_worker_saved(
-    settings: Settings, shared_data: Path
+    settings: Settings, data_root: Path
 ) -> None:
-    worker_a = make_model(BASIC_CONFIG, settings, shared_data)
-    worker_b = make_model(BASIC_CONFIG, settings, shared_data)
-    task = basicmotions_tasks(shared_data, "basicmotions_test1")[0]
+    worker_a = make_model(BASIC_CONFIG, settings, data_root)
+    worker_b = make_model(BASIC_CONFIG, settings, data_root)
+    task = basicmotions_tasks(data_root, "basicmotions_test1")[0]
     assert worker_b.predict_regions({"id": 1, "data": task.data}) == []
-    worker_a.fit(basicmotions_tasks(shared_data, "basicmotions_train")[:2])
+    worker_a.fit(basicmotions_tasks(data_root, "basicmotions_train")[:2])
     assert worker_b.predict_regions({"id": 1, "data": task.data})
     assert worker_b.version == worker_a.version
 
 
 def test_retraining_fine_tunes_the_serving_model_unless_asked_the_labels_change_or_the_data_doubled(
-    settings: Settings, shared_data: Path
+    settings: Settings, data_root: Path
 ) -> None:
     config = BASIC_CONFIG.replace('model_classifier_epochs="3"', 'model_classifier_epochs="1"')
-    model = make_model(config, settings, shared_data)
-    tasks = basicmotions_tasks(shared_data, "basicmotions_train")[:1]
+    model = make_model(config, settings, data_root)
+    tasks = basicmotions_tasks(data_root, "basicmotions_train")[:1]
     assert not model.fit(tasks)["warm_start"]
     assert model.fit(tasks)["warm_start"]
     assert not model.fit(tasks, warm_start=False)["warm_start"]
-    tripled = basicmotions_tasks(shared_data, "basicmotions_train")[:3]
+    tripled = basicmotions_tasks(data_root, "basicmotions_train")[:3]
     assert not model.fit(tripled)["warm_start"]  # more than twice the data of the last full training
     another_label = config.replace('<Label value="walking"/>', '<Label value="walking"/><Label value="x"/>')
-    assert not make_model(another_label, settings, shared_data).fit(tasks)["warm_start"]
+    assert not make_model(another_label, settings, data_root).fit(tasks)["warm_start"]
 
 
 def synthetic_task(task_id: int, seed: int) -> AnnotatedTask:
@@ -170,12 +170,12 @@ def synthetic_task(task_id: int, seed: int) -> AnnotatedTask:
 
 
 def test_synced_video_config_trains_the_timeseries_control_on_its_own_regions(
-    settings: Settings, shared_data: Path
+    settings: Settings, data_root: Path
 ) -> None:
     controls = list(LabelInterface(SYNCED_CONFIG).controls)
     matched = [c.name for c in controls if TimeSeriesLabelsModel.is_control_matched(c)]
     assert matched == ["tsLabels"]
-    model = make_model(SYNCED_CONFIG, settings, shared_data)
+    model = make_model(SYNCED_CONFIG, settings, data_root)
     tasks = [synthetic_task(i, seed=i) for i in range(2)]
     # a TimelineLabels region that slipped in is ignored: it has no start/end of this control
     video_region = {
@@ -195,46 +195,46 @@ def test_synced_video_config_trains_the_timeseries_control_on_its_own_regions(
         assert r["value"]["instant"] == (r["value"]["start"] == r["value"]["end"])
 
 
-def test_bad_attribute_is_a_config_error_naming_it(settings: Settings, shared_data: Path) -> None:
+def test_bad_attribute_is_a_config_error_naming_it(settings: Settings, data_root: Path) -> None:
     config = BASIC_CONFIG.replace('model_classifier_epochs="3"', 'model_classifier_epochs="many"')
     with pytest.raises(LabelConfigError, match="model_classifier_epochs"):
-        make_model(config, settings, shared_data)
+        make_model(config, settings, data_root)
 
 
-def test_environment_settings_give_defaults(settings: Settings, shared_data: Path) -> None:
+def test_environment_settings_give_defaults(settings: Settings, data_root: Path) -> None:
     env = {"TRAIN_EPOCHS": "7", "SEQUENCE_SIZE": "128", "USE_CLASS_WEIGHTS": "false"}
     env_settings = replace(settings, timeseries=TimeSeriesDefaults.from_env(env))
     config = BASIC_CONFIG.replace(FAST, "")
-    model = make_model(config, env_settings, shared_data)
+    model = make_model(config, env_settings, data_root)
     assert model.train_config.epochs == 7
     assert model.train_config.sequence_size == 128
     assert model.train_config.class_weights is False
 
 
-def test_unusable_task_raises_task_error(settings: Settings, shared_data: Path, tmp_path: Path) -> None:
-    model = make_model(BASIC_CONFIG, settings, shared_data)
+def test_unusable_task_raises_task_error(settings: Settings, data_root: Path, tmp_path: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, data_root)
     with pytest.raises(TaskError, match="csv_url"):
         model.load_series({"id": 3, "data": {}})
     with pytest.raises(TaskError):
         model.load_series({"id": 3, "data": {"csv_url": str(tmp_path / "elsewhere.csv")}})
 
 
-def test_fit_without_usable_regions_is_skipped(settings: Settings, shared_data: Path) -> None:
-    model = make_model(BASIC_CONFIG, settings, shared_data)
-    task = basicmotions_tasks(shared_data, "basicmotions_train0")[0]
+def test_fit_without_usable_regions_is_skipped(settings: Settings, data_root: Path) -> None:
+    model = make_model(BASIC_CONFIG, settings, data_root)
+    task = basicmotions_tasks(data_root, "basicmotions_train0")[0]
     assert "skipped" in model.fit([AnnotatedTask(1, task.data, [])])
     assert model.context.store.current_version() is None
 
 
-def test_other_channels_than_trained_on_get_a_task_error(settings, shared_data) -> None:
-    model = make_model(BASIC_CONFIG, settings, shared_data)
-    model.fit(basicmotions_tasks(shared_data, "basicmotions_train0"))
+def test_other_channels_than_trained_on_get_a_task_error(settings, data_root) -> None:
+    model = make_model(BASIC_CONFIG, settings, data_root)
+    model.fit(basicmotions_tasks(data_root, "basicmotions_train0"))
     swapped = BASIC_CONFIG.replace(
         '<Channel column="acc_x"/><Channel column="acc_y"/>',
         '<Channel column="acc_y"/><Channel column="acc_x"/>',
     )
-    other = make_model(swapped, settings, shared_data)
-    task = {"id": 7, "data": {"csv_url": str(shared_data / "timeseries/basicmotions/basicmotions_test0.csv")}}
+    other = make_model(swapped, settings, data_root)
+    task = {"id": 7, "data": {"csv_url": str(data_root / "timeseries/basicmotions/basicmotions_test0.csv")}}
     assert model.predict_regions(task)  # the trained channel order predicts
     with pytest.raises(TaskError, match="trained on"):
         other.predict_regions(task)

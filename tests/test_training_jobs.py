@@ -139,10 +139,10 @@ def _train_in_child(environ: dict) -> None:
     backend.jobs.wait_idle("1")
 
 
-def test_model_trained_in_one_process_is_used_by_another(settings, shared_data) -> None:
+def test_model_trained_in_one_process_is_used_by_another(settings, data_root) -> None:
     app = make_app(settings)  # this process serves predictions
     client = app.test_client()
-    video = str(shared_data / "video/spliced/spliced_train0.mp4")
+    video = str(data_root / "video/spliced/spliced_train0.mp4")
     payload = {
         "tasks": [{"id": 1, "data": {"video": video}}],
         "project": "1.123",

@@ -54,13 +54,13 @@ def ls_template(
 
 
 @pytest.fixture(scope="session")
-def video_set(shared_data: Path) -> Dataset:
-    return video_dataset(shared_data)
+def video_set(data_root: Path) -> Dataset:
+    return video_dataset(data_root)
 
 
 @pytest.fixture(scope="session")
-def series_set(shared_data: Path) -> Dataset:
-    return timeseries_dataset(shared_data)
+def series_set(data_root: Path) -> Dataset:
+    return timeseries_dataset(data_root)
 
 
 @pytest.fixture(scope="session")
