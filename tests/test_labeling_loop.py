@@ -5,9 +5,7 @@ Label Studio is checked end to end in tests/e2e/test_labeling_loop.py."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import signal
 import socket
 import threading
 import time
@@ -283,10 +281,8 @@ def _queue_predictions_then_hang(environ: dict[str, str]) -> None:
 def test_embedded_engine_resumes_prediction_jobs_of_a_killed_process_at_start_up(
     loop_settings: Settings,
 ) -> None:
-    import multiprocessing
-
     from fixtures.app_factory import make_app
-    from fixtures.servers import wait_until
+    from fixtures.servers import kill_child_when
 
     environ = {
         "MODEL_DIR": str(loop_settings.model_dir),
@@ -294,19 +290,13 @@ def test_embedded_engine_resumes_prediction_jobs_of_a_killed_process_at_start_up
         "MEDIA_ROOTS": str(loop_settings.media_roots[0]),
         "RECORDING_PREDICT_SECONDS": "60",
     }
-    child = multiprocessing.get_context("spawn").Process(target=_queue_predictions_then_hang, args=(environ,))
-    child.start()
-    book = loop_settings.model_dir / "projects" / "1" / "predictions.json"
-    try:
-        wait_until(
-            lambda: book.exists() and json.loads(book.read_text())["running"] == 1,
-            60,
-            "the child's first prediction job to start",
-            interval_s=0.1,
-        )
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.join(10)
+    kill_child_when(
+        _queue_predictions_then_hang,
+        environ,
+        loop_settings.model_dir / "projects" / "1" / "predictions.json",
+        lambda book: book["running"] == 1,
+        "the child's first prediction job to start",
+    )
 
     backend = make_app(loop_settings).config["BACKEND"]  # a restarted service
     backend.predictions.wait_idle(timeout_s=30)

@@ -22,7 +22,7 @@ import requests
 from fixtures.app_factory import annotation_event, make_app
 from fixtures.job_cluster import Cluster, kill_tree
 from fixtures.redis_server import RedisServer
-from fixtures.servers import Server, wait_until
+from fixtures.servers import Server, kill_child_when, wait_until
 from utils.service.model_store import ModelStore
 from utils.service.settings import Settings
 
@@ -199,26 +199,19 @@ def _train_then_hang(environ: dict[str, str]) -> None:
 
 
 def test_embedded_engine_resumes_a_training_killed_mid_run_at_start_up(settings: Settings) -> None:
-    import multiprocessing
-
     environ = {
         "MODEL_DIR": str(settings.model_dir),
         "CACHE_DIR": str(settings.cache_dir),
         "RECORDING_FIT_SECONDS": "60",
     }
-    child = multiprocessing.get_context("spawn").Process(target=_train_then_hang, args=(environ,))
-    child.start()
     state_file = settings.model_dir / "projects" / "1" / "jobs.json"
-    try:
-        wait_until(
-            lambda: state_file.exists() and json.loads(state_file.read_text())["state"] == "running",
-            60,
-            "the child's training to start",
-            interval_s=0.1,
-        )
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.join(10)
+    kill_child_when(
+        _train_then_hang,
+        environ,
+        state_file,
+        lambda state: state["state"] == "running",
+        "the child's training to start",
+    )
     assert json.loads(state_file.read_text())["trained"] == 0
 
     app = make_app(settings)  # a restarted service
