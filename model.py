@@ -26,7 +26,7 @@ from utils.labelstudio.outbound import OutboundPolicy
 from utils.labelstudio.payloads import annotation_problem, integer_id, task_problem
 from utils.labelstudio.predictions import PredictionPusher, tasks_to_repredict
 from utils.labelstudio.training_data import labelled_tasks
-from utils.service.annotation_store import AnnotationStore
+from utils.service.annotation_store import make_annotation_store
 from utils.service.errors import BadRequestError, LabelConfigError, NotFoundError, TaskError
 from utils.service.files import read_json, write_json_atomic
 from utils.service.job_engine import TRAIN, make_job_engine
@@ -81,7 +81,7 @@ class TemporalBackend:
         torch.set_num_threads(settings.torch_threads)
         self.store = ModelStore(settings.model_dir, keep_versions=settings.model_versions_kept)
         projects_root = settings.model_dir / "projects"
-        self.annotations = AnnotationStore(projects_root)
+        self.annotations = make_annotation_store(settings.redis_url, projects_root)
         handlers = {
             TRAIN: lambda pid, _payload: self.train_project(pid),
             PREDICT: lambda pid, payload: self.predictions.handle(pid, payload),

@@ -7,7 +7,12 @@ The clients run in processes of their own (bench/http_load.py), so they do not s
 the web processes' CPU per request is printed beside the latencies, and the load average before each run
 (other work on the machine shows there).
 
-Run: .venv/bin/python -m bench.bench_jobs [--seconds 10] [--burn 3] [--clients 5 20] [--engines redis]
+Closed loop (the default) the clients saturate the 2 cores they share with the service, so the latencies
+there measure the machine's saturation; `--rate R` paces each client at R requests/s instead (latency counted
+from when a request was due), which measures the service at a given offered load.
+
+Run: .venv/bin/python -m bench.bench_jobs [--seconds 10] [--burn 3] [--clients 5 20] [--rate 10]
+     [--engines redis]
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def latency_run(engine: str, root: Path, seconds: float, burn: str, clients: int) -> None:
+def latency_run(engine: str, root: Path, seconds: float, burn: str, clients: int, rate: float) -> None:
     """One engine under load; `burn="0"`: trainings take no time (the baseline of the same machine)."""
     redis_server = RedisServer(root / "redis").start()
     cluster = Cluster(root, redis_server)
@@ -90,7 +95,7 @@ def latency_run(engine: str, root: Path, seconds: float, burn: str, clients: int
         )
         web_cpu = cpu_seconds(web.process.pid)
         load_avg = os.getloadavg()[0]
-        latencies = run_load(web.url, partial(mixed_request, str(media)), clients, seconds)
+        latencies = run_load(web.url, partial(mixed_request, str(media)), clients, seconds, rate=rate)
         web_cpu = cpu_seconds(web.process.pid) - web_cpu
         runs = sum(s["runs"] for s in training_states(web).values())
         requests_served = sum(len(v) for v in latencies.values())
@@ -101,7 +106,9 @@ def latency_run(engine: str, root: Path, seconds: float, burn: str, clients: int
                 f"p50={percentile(values, 0.5):7.1f} ms p99={percentile(values, 0.99):7.1f} ms"
             )
         print(
-            f"{engine:8s} web processes: {web_cpu / max(1, requests_served) * 1000:.1f} CPU ms per request; "
+            f"{engine:8s} served {requests_served / seconds:.0f} requests/s"
+            + (f" (offered {clients * rate:.0f})" if rate else " (closed loop)")
+            + f"; web processes: {web_cpu / max(1, requests_served) * 1000:.1f} CPU ms per request; "
             f"trainings finished during the load: {runs}; load average before: {load_avg:.1f}"
         )
     finally:
@@ -138,19 +145,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per engine")
     parser.add_argument("--burn", type=float, default=3.0, help="CPU seconds per training")
     parser.add_argument("--clients", type=int, nargs="+", default=[20], help="client counts to load with")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests/s per client, paced (default 0: closed loop)"
+    )
     parser.add_argument("--engines", nargs="+", default=["embedded", "redis"], choices=["embedded", "redis"])
     parser.add_argument("--no-throughput", action="store_true", help="skip the one vs two workers run")
     args = parser.parse_args()
     burn = str(args.burn)
+    pacing = f"each sending {args.rate:g} requests/s" if args.rate else "closed loop"
     print(
-        f"clients (keep-alive, in 4 processes of their own) for {args.seconds:.0f} s while projects 1 and 2"
+        f"clients (keep-alive, in 4 processes of their own, {pacing}) for {args.seconds:.0f} s while projects"
+        " 1 and 2"
     )
     print(f"train ({burn} CPU s per training; burn=0: the same load with instant trainings, the baseline)")
     for engine in args.engines:
         for clients in args.clients:
             for load_burn in ("0", burn):
                 with tempfile.TemporaryDirectory() as tmp:
-                    latency_run(engine, Path(tmp), args.seconds, load_burn, clients)
+                    latency_run(engine, Path(tmp), args.seconds, load_burn, clients, args.rate)
     if args.no_throughput:
         return
     times = {}

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
@@ -35,12 +33,12 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from utils.service.deferred_requests import DeferredRequests
 from utils.service.job_engine import TRAIN, JobHandler
+from utils.service.redis_connection import PREFIX, connect
 from utils.service.settings import Settings
 from utils.service.shared_storage import check_model_dir
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "temporal-ml"
 LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 T = TypeVar("T")
 
@@ -194,13 +192,7 @@ class RedisJobs:
         self._handlers = dict(handlers)
         self.job_target = job_target
         self.lock_ttl_ms = int(settings.job_lock_ttl_s * 1000)
-        # Web processes must answer fast when Redis is down: short timeouts and no client-side retries.
-        self.redis = redis.Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=0.5,
-            socket_timeout=2.0,
-            retry=RedisRetry(NoBackoff(), 0),
-        )
+        self.redis = connect(settings.redis_url)
         self.queue = Queue(settings.jobs_queue, connection=self.redis)
         self.deferred = DeferredRequests(state_root)
         self._scripts = {
