@@ -183,3 +183,11 @@ def test_cache_evicts_least_recently_used_entries_past_its_budget(tmp_path: Path
     assert cache.open("old") is None
     assert cache.open("new") is not None
     np.testing.assert_array_equal(held.features[:5], array[:5])  # a reader keeps its evicted entry
+
+
+def test_cache_removes_entries_of_the_old_format_when_it_writes(tmp_path: Path):
+    legacy = tmp_path / ("a" * 40 + ".npz")
+    legacy.write_bytes(b"\0" * 1024)
+    cache = FeatureCache(tmp_path, max_bytes=10**9)
+    store(cache, "new", np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32))
+    assert not legacy.exists() and cache.open("new") is not None

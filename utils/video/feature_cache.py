@@ -22,6 +22,7 @@ from utils.video.frame_rows import RowWriter, StoredFrames
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".rows"
+LEGACY = "*.npz"  # entries of the format before row files: never read again, so removed on the next write
 
 
 def cache_key(*parts: object) -> str:
@@ -72,5 +73,8 @@ class FeatureCache:
         finally:
             Path(tmp_name).unlink(missing_ok=True)
         with self._lock:
+            for path in self.root.glob(LEGACY):
+                path.unlink(missing_ok=True)
+                logger.info("feature cache: removed %s (an entry of the old format)", path.name)
             for path in evict_least_recently_used(self.root, f"*{SUFFIX}", self.max_bytes, self._path(key)):
                 logger.info("feature cache: evicted %s", path.name)
