@@ -68,19 +68,28 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def latency_run(engine: str, root: Path, seconds: float, burn: str, clients: int, rate: float) -> None:
+def latency_run(
+    engine: str,
+    root: Path,
+    seconds: float,
+    burn: str,
+    clients: int,
+    rate: float,
+    web_workers: int,
+    threads: int,
+) -> None:
     """One engine under load; `burn="0"`: trainings take no time (the baseline of the same machine)."""
     redis_server = RedisServer(root / "redis").start()
     cluster = Cluster(root, redis_server)
     media = root / "media" / "clip.mp4"
     media.parent.mkdir(parents=True)
     media.write_bytes(b"\0" * 1024)
-    env = {"RECORDING_FIT_BURN_SECONDS": burn, "MEDIA_ROOTS": str(media.parent)}
+    env = {"RECORDING_FIT_BURN_SECONDS": burn, "MEDIA_ROOTS": str(media.parent), "THREADS": str(threads)}
     try:
         if engine == "embedded":
-            web = cluster.web(workers=2, REDIS_URL="", **env)
+            web = cluster.web(workers=web_workers, REDIS_URL="", **env)
         else:
-            web = cluster.web(workers=2, **env)
+            web = cluster.web(workers=web_workers, **env)
             cluster.worker(**env)
             cluster.worker(**env)
             wait_until(lambda: len(jobs_overview(web)["workers"]) == 2, 180, "two workers")
@@ -148,6 +157,8 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="requests/s per client, paced (default 0: closed loop)"
     )
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker process")
     parser.add_argument("--engines", nargs="+", default=["embedded", "redis"], choices=["embedded", "redis"])
     parser.add_argument("--no-throughput", action="store_true", help="skip the one vs two workers run")
     args = parser.parse_args()
@@ -157,12 +168,22 @@ def main() -> None:
         f"clients (keep-alive, in 4 processes of their own, {pacing}) for {args.seconds:.0f} s while projects"
         " 1 and 2"
     )
-    print(f"train ({burn} CPU s per training; burn=0: the same load with instant trainings, the baseline)")
+    print(f"train ({burn} CPU s per training; burn=0: the same load with instant trainings, the baseline);")
+    print(f"gunicorn: {args.web_workers} worker processes x {args.threads} threads")
     for engine in args.engines:
         for clients in args.clients:
             for load_burn in ("0", burn):
                 with tempfile.TemporaryDirectory() as tmp:
-                    latency_run(engine, Path(tmp), args.seconds, load_burn, clients, args.rate)
+                    latency_run(
+                        engine,
+                        Path(tmp),
+                        args.seconds,
+                        load_burn,
+                        clients,
+                        args.rate,
+                        args.web_workers,
+                        args.threads,
+                    )
     if args.no_throughput:
         return
     times = {}
