@@ -22,7 +22,7 @@ from utils.service.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMAT = "uint8-nhwc-rgb-features-probs-opset17-v1"
+EXPORT_FORMAT = "uint8-nhwc-rgb-features-probs-opset17-v2"  # v2: net_rewrites
 OPSET = 17
 TOLERANCE = 1e-4  # largest feature difference from PyTorch, relative to the features' largest magnitude
 
