@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,18 +213,29 @@ class YoloFrameEncoder:
 
     def forward(self, crops: np.ndarray) -> EncodedFrames:
         """Features and probabilities for prepared crops, `batch_size` images at a time."""
-        chunks = range(0, len(crops), self.batch_size)
+        outputs = list(self.forward_stream([crops]))
+        return EncodedFrames(
+            np.concatenate([o.features for o in outputs]), np.concatenate([o.probs for o in outputs])
+        )
+
+    def forward_stream(self, prepared: Iterable[np.ndarray]) -> Iterator[EncodedFrames]:
+        """Features and probabilities for a stream of prepared batches, in order, `batch_size` images at a
+        time; on ONNX Runtime the threads run without waiting for each other between batches."""
+        chunks = (
+            crops[i : i + self.batch_size]
+            for crops in prepared
+            for i in range(0, len(crops), self.batch_size)
+        )
         if self.onnx is not None:
-            outputs = self.onnx.map([crops[i : i + self.batch_size] for i in chunks])
-        else:
+            for features, probs in self.onnx.stream(chunks):
+                yield EncodedFrames(features, probs)
+            return
+        for chunk in chunks:
             if torch.get_num_threads() != self.threads:  # ultralytics resets it to 1 process-wide
                 torch.set_num_threads(self.threads)
             with torch.inference_mode():
-                outputs = [
-                    tuple(t.numpy() for t in self.net(torch.from_numpy(crops[i : i + self.batch_size])))
-                    for i in chunks
-                ]
-        return EncodedFrames(np.concatenate([f for f, _ in outputs]), np.concatenate([p for _, p in outputs]))
+                features, probs = self.net(torch.from_numpy(chunk))
+            yield EncodedFrames(features.numpy(), probs.numpy())
 
     def encode(self, frames_bgr: list[np.ndarray]) -> EncodedFrames:
         """Features and probabilities for BGR frames (as OpenCV decodes them)."""
