@@ -155,7 +155,7 @@ def main() -> None:
     print(
         f"video: {video_path.name} {args.size}, {len(base_features)} frames; yolov8n-cls.yaml, BN calibrated "
         f"(feature scale {scale:.2f}); best of {args.repeats} alternating runs; ONNX export + check "
-        f"{export_s:.1f} s (once per checkpoint)"
+        f"{export_s:.1f} s (once per checkpoint); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(
         f"baseline ({how}; 1 thread, 1 frame at a time): {base_fps:7.1f} frames/s, "

@@ -90,3 +90,15 @@ def test_timeline_control_runs_the_frame_encoder_the_setting_asks_for(
     model = TimelineLabelsModel.create(control_of(config), context)
     assert model._encoder().runtime == runtime
     assert bool(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == (setting == "auto")
+
+
+def test_streamed_batches_come_back_in_order_equal_to_one_batch_at_a_time(checkpoint: Path, tmp_path: Path):
+    encoder = YoloFrameEncoder(checkpoint, threads=2, batch_size=3, onnx_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (n, 224, 224, 3), dtype=np.uint8) for n in (7, 1, 4, 6)]
+    streamed = list(encoder.forward_stream(iter(batches)))
+    assert [len(e.features) for e in streamed] == [3, 3, 1, 1, 3, 1, 3, 3]  # batch_size chunks, in order
+    want = np.concatenate(
+        [encoder.onnx(chunk)[0] for b in batches for chunk in (b[:3], b[3:6], b[6:]) if len(chunk)]
+    )
+    np.testing.assert_array_equal(np.concatenate([e.features for e in streamed]), want)

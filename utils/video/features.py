@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,7 +29,7 @@ class FrameEncoder(Protocol):
 
     def prepare(self, frames_bgr: list[np.ndarray]) -> np.ndarray: ...
 
-    def forward(self, crops: np.ndarray) -> EncodedFrames: ...
+    def forward_stream(self, prepared: Iterable[np.ndarray]) -> Iterator[EncodedFrames]: ...
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,7 @@ def _encode(
     info = probe_video(path)
     batches = FrameBatches(path, batch_size=batch_size, step=step)
     encoded_rows = 0
-    for x in _prepared_batches(batches, encoder):
-        encoded = encoder.forward(x)
+    for encoded in encoder.forward_stream(_prepared_batches(batches, encoder)):
         sink(encoded)
         encoded_rows += len(encoded.features)
         if progress is not None:

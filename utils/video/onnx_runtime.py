@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from utils.service.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMAT = "uint8-nhwc-rgb-features-probs-opset17-v1"
+EXPORT_FORMAT = "uint8-nhwc-rgb-features-probs-opset17-v2"  # v2: net_rewrites
 OPSET = 17
 TOLERANCE = 1e-4  # largest feature difference from PyTorch, relative to the features' largest magnitude
 
@@ -40,7 +42,7 @@ def export_path(directory: Path, encoder_id: str) -> Path:
 class OnnxNet:
     """Runs an exported encoder graph: uint8 RGB crops (B, S, S, 3) -> features (B, D), probabilities (B, C).
 
-    `threads` batches run side by side, each on one thread of its own (`map`), rather than each operator
+    `threads` batches run side by side, each on one thread of its own (`stream`), rather than each operator
     split over threads: no per-operator barrier, which on a few shared cores keeps the speed up when another
     process takes a core for a while, and bounds the threads of all requests together."""
 
@@ -50,7 +52,7 @@ class OnnxNet:
         except ImportError as exc:
             raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # a run stays on its calling thread; `map` runs `threads` at once
+        options.intra_op_num_threads = 1  # a run stays on its calling thread; `stream` runs `threads` at once
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -61,15 +63,28 @@ class OnnxNet:
             raise OnnxUnavailable(f"onnxruntime cannot load {path.name}: {exc}") from exc
         self.input_name = self.session.get_inputs()[0].name
         self.path = path
+        self.threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="onnx-encoder")
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         features, probs = self.session.run(None, {self.input_name: np.ascontiguousarray(images)})
         return features, probs
 
-    def map(self, batches: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`self(batch)` for each batch, in order, up to `threads` at a time."""
-        return list(self._pool.map(self, batches))
+    def stream(self, batches: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`self(batch)` for each batch, in order, `threads` running at once and one more queued: a thread
+        that finishes starts on the next batch at once instead of waiting for the others (no barrier), while
+        the caller takes batches only as fast as they are encoded (bounded memory)."""
+        pending: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
+        try:
+            for batch in batches:
+                pending.append(self._pool.submit(self, batch))
+                if len(pending) > self.threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def export(net: torch.nn.Module, sample: torch.Tensor, target: Path) -> None:
