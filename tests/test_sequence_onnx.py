@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from utils.service.settings import Settings
 from utils.temporal import sequence_net, sequence_onnx
 from utils.temporal.sequence_net import PREDICT_WINDOW_FACTOR, SequenceNet, SequenceNetConfig, predict_logits
 from utils.temporal.sequence_onnx import OnnxUnavailable, TwoPassGroupNorm, load_checked
@@ -57,3 +58,10 @@ def test_a_graph_that_disagrees_with_pytorch_is_refused(monkeypatch) -> None:
     monkeypatch.setattr(sequence_onnx, "TOLERANCE", -1.0)  # no difference is small enough
     with pytest.raises(OnnxUnavailable, match="differ from PyTorch"):
         load_checked(trained_like_net(), threads=1)
+
+
+def test_sequence_runtime_setting_chooses_pytorch_or_onnx_runtime() -> None:
+    assert Settings.from_env({}).sequence_runtime == "auto"
+    assert Settings.from_env({"SEQUENCE_RUNTIME": " Torch "}).sequence_runtime == "torch"
+    with pytest.raises(ValueError, match="SEQUENCE_RUNTIME"):
+        Settings.from_env({"SEQUENCE_RUNTIME": "tensorrt"})
