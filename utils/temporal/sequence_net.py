@@ -179,7 +179,7 @@ GRU_SAMPLES = 2**17  # prediction runs the GRU over this many samples' windows a
 # windows a `WindowRunner` takes per call: small calls keep memory low and both cores busy (ONNX Runtime's
 # GRU costs the same per window for 8 windows as for 64)
 RUNNER_WINDOWS = 8
-RUNNER_STACKS = 4  # stacks of `RUNNER_WINDOWS` per runner call: enough to keep a few threads busy
+RUNNER_STACKS = 8  # stacks of `RUNNER_WINDOWS` per runner call: keeps up to 8 threads busy
 
 # windows (G, span, C) -> their logits (G, span, outputs), for several window stacks side by side
 WindowRunner = Callable[[list[np.ndarray]], list[np.ndarray]]
