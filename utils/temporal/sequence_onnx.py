@@ -1,4 +1,4 @@
-"""The sequence net's prediction on ONNX Runtime: about 1.4x less CPU than PyTorch for the same windows, and
+"""The sequence net's prediction on ONNX Runtime: about 1.65x less CPU than PyTorch for the same windows, and
 window stacks run side by side on their own threads, so a long series keeps every core of the worker busy.
 
 The graph is the staged prediction of `predict_logits` (full-rate stem, coarse convolutions, GRU, the merge
@@ -41,8 +41,9 @@ class OnnxUnavailable(RuntimeError):
 
 
 class TwoPassGroupNorm(nn.Module):
-    """`nn.GroupNorm` as plain operators, variance from the centred values: the exported GroupNorm of
-    opset 17 (InstanceNormalization) differed from PyTorch's on trained nets."""
+    """`nn.GroupNorm` as plain operators, variance from the centred values: the graph then computes what
+    PyTorch computes, whatever ONNX Runtime's InstanceNormalization (opset 17's GroupNorm) does (an earlier
+    export through it disagreed with PyTorch)."""
 
     def __init__(self, norm: nn.GroupNorm):
         super().__init__()
