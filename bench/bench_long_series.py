@@ -1,11 +1,13 @@
 """A long time series predicted through the HTTP API: a generated N-row, 6-channel CSV (2,000,000 rows by
 default, ~120 MB) served over a local HTTP server on 127.0.0.1, a model trained through the webhook, then a
 cold `/predict` (download included) and one of a copy read from MEDIA_ROOTS (no download), timed with the
-gunicorn worker's peak memory (VmHWM). Then the stages in this process, each against the way it was done
-before this change where one existed: read, normalise, net, decode (the Viterbi decode is timed as it is,
-so its share shows).
+gunicorn worker's peak memory (VmHWM). Then the stages of a prediction in this process, wall and CPU
+seconds (all threads), for N/2 and N rows (each should scale linearly), with the net on ONNX Runtime (the
+service's path for long series) and on PyTorch (its fallback), and against earlier ways where one existed:
+read, normalise, the net on PyTorch against ONNX Runtime (interleaved, with their largest logit difference).
 
-    .venv/bin/python -m bench.bench_long_series [--rows 2000000] [--threads 2] [--skip-http]
+    .venv/bin/python -m bench.bench_long_series [--rows 2000000] [--threads 2] [--runtime auto|torch]
+        [--skip-http] [--skip-stages] [--skip-before]
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import json
 import os
 import shutil
 import socket
@@ -106,6 +109,12 @@ def memory_mb(pid: int, field: str) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads): the request's cost whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,7 +124,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise TimeoutError(what)
 
 
-def http_run(tmp: Path, media: Path, rows_csv: Path, threads: int) -> None:
+def http_run(tmp: Path, media: Path, rows_csv: Path, threads: int, runtime: str) -> None:
     port = free_port()
     files, files_url = serve_directory(media)
     env = {
@@ -129,6 +138,7 @@ def http_run(tmp: Path, media: Path, rows_csv: Path, threads: int) -> None:
         "MEDIA_ROOTS": str(media),
         "MEDIA_ALLOWLIST": files_url,  # the stand-in for Label Studio serves on loopback
         "TORCH_THREADS": str(threads),
+        "SEQUENCE_RUNTIME": runtime,
         "TRAIN_EPOCHS": "3",
         "LOG_LEVEL": "WARNING",
         "YOLO_OFFLINE": "1",
@@ -173,14 +183,15 @@ def http_run(tmp: Path, media: Path, rows_csv: Path, threads: int) -> None:
                 "project": "1",
                 "label_config": CONFIG,
             }
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds(worker)
             response = requests.post(base + "/predict", json=body, timeout=1800)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, cpu_seconds(worker) - cpu
             response.raise_for_status()
             result = response.json()["results"][0]["result"]
             print(
-                f"{name}: {elapsed:6.1f} s, {len(result)} regions; worker peak memory (VmHWM) "
-                f"{memory_mb(worker, 'VmHWM'):.0f} MB (RSS before {before:.0f} MB)",
+                f"{name}: {elapsed:6.1f} s, worker CPU {cpu:.1f} s, {len(result)} regions; worker peak memory "
+                f"(VmHWM) {memory_mb(worker, 'VmHWM'):.0f} MB (RSS before {before:.0f} MB), "
+                f"load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     finally:
@@ -230,50 +241,96 @@ def timed(action, clock=time.perf_counter):
     return result, clock() - started
 
 
-def stage_run(path: Path, threads: int, with_before: bool) -> None:
+def measured(action):
+    """(result, wall seconds, CPU seconds of this process, all threads)."""
+    (result, wall), cpu = timed(lambda: timed(action), process_time)
+    return result, wall, cpu
+
+
+def stages(path: Path, net, runner) -> list[tuple[str, float, float]]:
+    """Wall and CPU seconds of each stage of a prediction, as `predict_regions` runs them (untrained net of
+    the default size: the same cost as a trained one); `runner` None is the PyTorch path."""
     from control_models.timeseries_labels import model_input
     from utils.temporal.decoder import decode_exclusive
-    from utils.temporal.sequence_net import SequenceNet, SequenceNetConfig, predict_logits, probabilities
+    from utils.temporal.sequence_net import predict_logits, probabilities
+    from utils.timeseries.reader import SeriesSpec, read_series
+    from utils.timeseries.regions import segment_value
+    from utils.timeseries.time_axis import TimeAxis
+
+    spec = SeriesSpec(time_column="time", channels=CHANNELS, max_bytes=2 * 1024**3)
+    rows = []
+    series, *cost = measured(lambda: read_series(path, spec))
+    rows.append(("read CSV", *cost))
+    mean, std = np.zeros(len(CHANNELS)), np.ones(len(CHANNELS))
+    values, *cost = measured(lambda: model_input(series.values, mean, std))
+    rows.append(("normalise", *cost))
+    logits, *cost = measured(lambda: predict_logits(net, values, 512, runner=runner))
+    rows.append(("net " + ("(ONNX Runtime)" if runner else "(PyTorch)"), *cost))
+    probs, *cost = measured(lambda: probabilities(logits, "exclusive"))
+    rows.append(("probabilities", *cost))
+    min_len = np.full(len(LABELS) + 1, 150)
+    segments, *cost = measured(lambda: decode_exclusive(probs, 0.5 * min_len, min_len))
+    rows.append(("decode (Viterbi)", *cost))
+    _, *cost = measured(
+        lambda: json.dumps(
+            [segment_value(s, series.times, ["bg", *LABELS], TimeAxis(), "l") for s in segments]
+        )
+    )
+    rows.append((f"regions + JSON ({len(segments)})", *cost))
+    return rows
+
+
+def stage_run(path: Path, half: Path, threads: int, with_before: bool) -> None:
+    from utils.temporal.sequence_net import SequenceNet, SequenceNetConfig, predict_logits
+    from utils.temporal.sequence_onnx import load_checked
     from utils.timeseries.reader import SeriesSpec, read_series
 
     torch.set_num_threads(threads)
-    spec = SeriesSpec(time_column="time", channels=CHANNELS, max_bytes=2 * 1024**3)
-    series, read_s = timed(lambda: read_series(path, spec))
-    mean, std = np.zeros(len(CHANNELS)), np.ones(len(CHANNELS))
-    values, norm_s = timed(lambda: model_input(series.values, mean, std))
-    net = SequenceNet(SequenceNetConfig(in_channels=values.shape[1], n_outputs=len(LABELS) + 1)).eval()
-    logits, net_s = timed(lambda: predict_logits(net, values, 512))
-    probs = probabilities(logits, "exclusive")
-    min_len = np.full(len(LABELS) + 1, 150)
-    segments, decode_s = timed(lambda: decode_exclusive(probs, 0.5 * min_len, min_len))
-    total = read_s + norm_s + net_s + decode_s
-    print(f"stages in this process, {len(series)} rows, {threads} torch threads (untrained net, same cost):")
-    rows = [("read", read_s), ("normalise", norm_s), ("net", net_s), ("decode (Viterbi)", decode_s)]
-    for name, seconds in rows:
-        print(f"  {name:17s} {seconds:6.2f} s  ({100 * seconds / total:4.1f} %)", flush=True)
-    print(
-        f"  {'total':17s} {total:6.2f} s  ({len(segments)} segments), load average {os.getloadavg()[0]:.1f}"
-    )
+    torch.manual_seed(0)
+    net = SequenceNet(SequenceNetConfig(in_channels=2 * len(CHANNELS), n_outputs=len(LABELS) + 1)).eval()
+    runner, *cost = measured(lambda: load_checked(net, threads))
+    print(f"ONNX export + check: {cost[0]:.2f} s wall, {cost[1]:.2f} s CPU (once per trained net)")
+    for name, target in ((half.name, half), (path.name, path)):
+        for label, run in (("ONNX Runtime", runner), ("PyTorch", None)):
+            rows = stages(target, net, run)
+            wall, cpu = sum(r[1] for r in rows), sum(r[2] for r in rows)
+            print(
+                f"{name}, net on {label}, {threads} threads: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
+            for stage, w, c in rows:
+                print(f"  {stage:28s} {w:6.2f} s wall {c:6.2f} s CPU ({100 * w / wall:4.1f} % of the wall)")
     if not with_before:
         return
-    (_, read_b), (_, norm_b) = (
-        timed(lambda: read_before(path)),
-        timed(lambda: normalise_before(series.values, mean, std)),
-    )
-    print("the same stages as before this change (ratio before / now):")
+    spec = SeriesSpec(time_column="time", channels=CHANNELS, max_bytes=2 * 1024**3)
+    series = read_series(path, spec)
+    mean, std = np.zeros(len(CHANNELS)), np.ones(len(CHANNELS))
+    from control_models.timeseries_labels import model_input
+
+    values = model_input(series.values, mean, std)
+    print("earlier ways in this process (ratio earlier / now):")
+    (_, read_b), (_, read_s) = timed(lambda: read_before(path)), timed(lambda: read_series(path, spec))
+    norm_b = timed(lambda: normalise_before(series.values, mean, std))[1]
+    norm_s = timed(lambda: model_input(series.values, mean, std))[1]
     for name, before, now in (("read", read_b, read_s), ("normalise", norm_b, norm_s)):
-        print(f"  {name:17s} {before:6.2f} s  x{before / now:.2f}")
+        print(f"  {name:17s} {before:6.2f} s before, {now:6.2f} s now: x{before / now:.2f}")
     for _ in range(2):  # interleaved: the machine's load changes from minute to minute
-        (before_logits, net_b), cpu_b = timed(
-            lambda: timed(lambda: net_before(net, values, 512)), process_time
-        )
-        (logits, net_s), cpu_s = timed(lambda: timed(lambda: predict_logits(net, values, 512)), process_time)
+        want, net_b, cpu_b = measured(lambda: predict_logits(net, values, 512))
+        got, net_s, cpu_s = measured(lambda: predict_logits(net, values, 512, runner=runner))
         print(
-            f"  {'net':17s} {net_b:6.2f} s (cpu {cpu_b:.2f} s) before, {net_s:6.2f} s (cpu {cpu_s:.2f} s) now: "
-            f"x{net_b / net_s:.2f} (cpu x{cpu_b / cpu_s:.2f}), load average {os.getloadavg()[0]:.1f}",
+            f"  {'net':17s} PyTorch {net_b:6.2f} s (CPU {cpu_b:.2f} s), ONNX Runtime {net_s:6.2f} s "
+            f"(CPU {cpu_s:.2f} s): x{net_b / net_s:.2f} (CPU x{cpu_b / cpu_s:.2f}), "
+            f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-    print(f"  largest logit difference before / now: {np.abs(before_logits - logits).max():.2e}")
+    print(f"  largest logit difference ONNX Runtime / PyTorch: {np.abs(want - got).max():.2e}")
+    first = values[: 40 * 2048]
+    old, net_b, cpu_b = measured(lambda: net_before(net, first, 512))
+    new, net_s, cpu_s = measured(lambda: predict_logits(net, first, 512))
+    print(
+        f"  net, first {len(first)} rows: whole forward per batch (the first path) {cpu_b:.2f} s CPU, "
+        f"staged PyTorch {cpu_s:.2f} s CPU; largest logit difference {np.abs(old - new).max():.2e}"
+    )
 
 
 def main() -> None:
@@ -281,7 +338,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-http", action="store_true")
-    parser.add_argument("--skip-before", action="store_true", help="do not time the previous stages")
+    parser.add_argument(
+        "--runtime", choices=("auto", "torch"), default="auto", help="the service's SEQUENCE_RUNTIME"
+    )
+    parser.add_argument("--skip-before", action="store_true", help="do not time the earlier ways")
+    parser.add_argument("--skip-stages", action="store_true", help="only the HTTP run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -289,12 +350,15 @@ def main() -> None:
         media.mkdir()
         rows_csv = media / f"rows{args.rows}.csv"
         write_series(rows_csv, args.rows)
+        half_csv = media / f"rows{args.rows // 2}.csv"
+        write_series(half_csv, args.rows // 2)
         print(
             f"{rows_csv.name}: {args.rows} rows x {len(CHANNELS)} channels, {rows_csv.stat().st_size / 1e6:.0f} MB"
         )
         if not args.skip_http:
-            http_run(tmp, media, rows_csv, args.threads)
-        stage_run(rows_csv, args.threads, not args.skip_before)
+            http_run(tmp, media, rows_csv, args.threads, args.runtime)
+        if not args.skip_stages:
+            stage_run(rows_csv, half_csv, args.threads, not args.skip_before)
 
 
 if __name__ == "__main__":

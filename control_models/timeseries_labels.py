@@ -52,6 +52,7 @@ from utils.temporal.sequence_net import (
     probabilities,
 )
 from utils.temporal.sequence_net import fit as fit_net
+from utils.temporal.sequence_onnx import MIN_SAMPLES, OnnxSequenceNet, OnnxUnavailable, load_checked
 from utils.temporal.training import copy_state, holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
@@ -370,7 +371,8 @@ class TimeSeriesLabelsModel(ControlModel):
         values = model_input(series.values, np.asarray(meta["mean"]), np.asarray(meta["std"]))
         exclusive = meta["mode"] == "exclusive"
         calibration = Calibration.from_meta(meta)
-        logits = predict_logits(net, values, int(meta["sequence_size"]))
+        runner = self._onnx_twin(net) if len(values) >= MIN_SAMPLES else None
+        logits = predict_logits(net, values, int(meta["sequence_size"]), runner=runner)
         probs = calibration.scale(probabilities(logits, meta["mode"]), exclusive)
         segments = self.decode(probs, meta, sample_period(series.times))
         label_probs = probs[:, 1:] if exclusive else probs
@@ -382,6 +384,23 @@ class TimeSeriesLabelsModel(ControlModel):
             for s in segments
             if meta["labels"][s.label] in self.labels
         ]
+
+    def _onnx_twin(self, net: SequenceNet) -> OnnxSequenceNet | None:
+        """The serving net on ONNX Runtime (built once per net, shared by the worker's requests), or None:
+        PyTorch predicts when SEQUENCE_RUNTIME=torch or the twin cannot be built (logged once per net)."""
+        settings = self.context.settings
+        if settings.sequence_runtime != "auto":
+            return None
+
+        def build() -> OnnxSequenceNet | None:
+            try:
+                return load_checked(net, settings.torch_threads)
+            except OnnxUnavailable as exc:
+                logger.warning("%s: long series are predicted on PyTorch: %s", self.from_name, exc)
+                return None
+
+        # keyed by the net itself: a retrained model is a new net, and the key keeps the net alive meanwhile
+        return self.context.resources.get_or_create(("sequence-onnx", net, settings.torch_threads), build)
 
     def decode(self, probs: np.ndarray, meta: dict[str, Any], period: float) -> list[Segment]:
         """Per-sample probabilities -> label segments (label indices into meta['labels'])."""

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
+from control_models import timeseries_labels
 from control_models.base import AnnotatedTask, ModelContext
 from control_models.timeseries_labels import TimeSeriesLabelsModel, model_input
 from utils.labelstudio.media import MediaResolver
 from utils.service.errors import LabelConfigError, TaskError
 from utils.service.model_store import ModelStore
 from utils.service.settings import Settings, TimeSeriesDefaults
+from utils.temporal.sequence_onnx import load_checked
 
 FAST = 'model_classifier_epochs="3" model_classifier_sequence_size="64" model_classifier_hidden_size="16"'
 BASIC_CONFIG = f"""<View>
@@ -243,3 +245,22 @@ def test_other_channels_than_trained_on_get_a_task_error(settings, data_root) ->
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ValueError, match="TRAIN_EPOCHS"):
         Settings.from_env({"TRAIN_EPOCHS": "many"})
+
+
+def test_long_series_are_predicted_on_onnx_runtime_with_the_regions_of_pytorch(
+    settings: Settings, data_root: Path, monkeypatch
+) -> None:
+    model = make_model(BASIC_CONFIG, settings, data_root)
+    model.fit(basicmotions_tasks(data_root, "basicmotions_train")[:2])
+    task = {"id": 7, "data": basicmotions_tasks(data_root, "basicmotions_test0")[0].data}
+    on_torch = make_model(BASIC_CONFIG, replace(settings, sequence_runtime="torch"), data_root)
+    monkeypatch.setattr(timeseries_labels, "MIN_SAMPLES", 1)  # every series counts as long
+    built = []
+    monkeypatch.setattr(timeseries_labels, "load_checked", lambda *a: built.append(1) or load_checked(*a))
+    regions = model.predict_regions(task)
+    assert regions and built == [1]
+    again = model.predict_regions(task)
+    assert [r["value"] for r in again] == [r["value"] for r in regions] and built == [1]  # one twin per net
+    want = on_torch.predict_regions(task)
+    assert [r["value"] for r in regions] == [r["value"] for r in want] and built == [1]
+    assert np.allclose([r["score"] for r in regions], [r["score"] for r in want], atol=1e-4)

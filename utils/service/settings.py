@@ -122,6 +122,7 @@ class Settings:
     yolo_offline: bool = False  # never try to download a YOLO checkpoint
     timeseries: TimeSeriesDefaults = field(default_factory=TimeSeriesDefaults)
     frame_encoder: str = "auto"  # "auto": ONNX Runtime where it works, else PyTorch; "torch": PyTorch only
+    sequence_runtime: str = "auto"  # the same choice for predicting long time series
     model_versions_kept: int = 5
     gate_tolerance: float = 0.05
 
@@ -163,6 +164,9 @@ class Settings:
             yolo_offline=read("YOLO_OFFLINE", False, _flag),
             timeseries=TimeSeriesDefaults.from_env(env),
             frame_encoder=_choice(env.get("FRAME_ENCODER", "auto"), "FRAME_ENCODER", ("auto", "torch")),
+            sequence_runtime=_choice(
+                env.get("SEQUENCE_RUNTIME", "auto"), "SEQUENCE_RUNTIME", ("auto", "torch")
+            ),
             model_versions_kept=max(1, int(env.get("MODEL_VERSIONS_KEPT", "5"))),
             gate_tolerance=max(0.0, float(env.get("GATE_TOLERANCE", "0.05"))),
         )

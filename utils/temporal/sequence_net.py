@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -175,17 +176,31 @@ class CoarseRateMerge:
 
 
 GRU_SAMPLES = 2**17  # prediction runs the GRU over this many samples' windows at once
+# windows a `WindowRunner` takes per call: small calls keep memory low and both cores busy (ONNX Runtime's
+# GRU costs the same per window for 8 windows as for 64)
+RUNNER_WINDOWS = 8
+RUNNER_STACKS = 8  # stacks of `RUNNER_WINDOWS` per runner call: keeps up to 8 threads busy
+
+# windows (G, span, C) -> their logits (G, span, outputs), for several window stacks side by side
+WindowRunner = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
 @torch.inference_mode()
-def predict_logits(net: SequenceNet, values: np.ndarray, size: int, batch_size: int = 32) -> np.ndarray:
+def predict_logits(
+    net: SequenceNet,
+    values: np.ndarray,
+    size: int,
+    batch_size: int = 32,
+    runner: WindowRunner | None = None,
+) -> np.ndarray:
     """Per-sample logits (n, outputs) of a whole sequence. Windows are `PREDICT_WINDOW_FACTOR` training
     windows (`size`) long and overlap by half a training window, cross-faded: long series cost little more
     than one pass over their samples (half-overlapping training-size windows cost two), with context on both
-    sides of every junction. The convolutions take `batch_size` windows at a time (64k samples for the
-    defaults); the GRU takes the windows of `GRU_SAMPLES` samples at once, since its cost is one small step
-    after another, which a few windows cannot keep busy (on a busy machine each step also waits for the
-    other threads)."""
+    sides of every junction. On PyTorch the convolutions take `batch_size` windows at a time (64k samples
+    for the defaults) and the GRU the windows of `GRU_SAMPLES` samples at once, since its cost is one small
+    step after another, which a few windows cannot keep busy (on a busy machine each step also waits for the
+    other threads). A `runner` (ONNX Runtime, see `utils.temporal.sequence_onnx`) takes stacks of
+    `RUNNER_WINDOWS` windows instead, `RUNNER_STACKS` at a time (side by side on its threads)."""
     net.eval()
     length = len(values)
     span = min(size * PREDICT_WINDOW_FACTOR, length)
@@ -195,21 +210,58 @@ def predict_logits(net: SequenceNet, values: np.ndarray, size: int, batch_size: 
     total = np.zeros((length, net.head.out_channels), dtype=np.float32)
     norm = np.zeros((length, 1), dtype=np.float32)
     values = np.ascontiguousarray(values, dtype=np.float32)
-    group = max(batch_size, GRU_SAMPLES // span)
-    merge = CoarseRateMerge(net)
-    for g in range(0, len(starts), group):
-        chunk = starts[g : g + group]
-        windows = torch.from_numpy(np.stack([values[s : s + span] for s in chunk]))  # (G, span, C)
-        batches = range(0, len(chunk), batch_size)
-        fine = [net.fine(windows[i : i + batch_size]) for i in batches]
-        context = net.context(torch.cat([net.coarse(f) for f in fine])).split(batch_size)  # (G, 2H, span'/4)
-        for i, f, c in zip(batches, fine, context, strict=True):
-            out = net.logits(merge(f, c), span).numpy()  # (B, span, outputs)
-            for s, logits in zip(chunk[i : i + batch_size], out, strict=True):
+    if runner is None:
+        group = max(batch_size, GRU_SAMPLES // span)
+        merge = CoarseRateMerge(net)
+        calls = (
+            _torch_windows(net, merge, batch_size, window_stacks)
+            for window_stacks in _stacks(values, starts, span, group, 1)
+        )
+    else:
+        calls = (
+            runner(window_stacks)
+            for window_stacks in _stacks(values, starts, span, RUNNER_WINDOWS, RUNNER_STACKS)
+        )
+    done = 0
+    for outputs in calls:
+        for out in outputs:
+            for s, logits in zip(starts[done : done + len(out)], out, strict=True):
                 total[s : s + span] += logits * weights
                 norm[s : s + span] += weights
+            done += len(out)
     total /= norm
     return total
+
+
+def _stacks(
+    values: np.ndarray, starts: list[int], span: int, per_stack: int, stacks: int
+) -> Iterator[list[np.ndarray]]:
+    """Lists of up to `stacks` window stacks (up to `per_stack`, span, C) in the order of `starts`: a bounded
+    number of windows is copied out at any time."""
+    per_call = per_stack * stacks
+    for c in range(0, len(starts), per_call):
+        chunk = starts[c : c + per_call]
+        yield [
+            np.stack([values[s : s + span] for s in chunk[i : i + per_stack]])
+            for i in range(0, len(chunk), per_stack)
+        ]
+
+
+def _torch_windows(
+    net: SequenceNet, merge: CoarseRateMerge, batch_size: int, stacks: list[np.ndarray]
+) -> list[np.ndarray]:
+    """The logits of each window stack on PyTorch, in stages: the GRU over the whole stack at once."""
+    outputs = []
+    for stack in stacks:
+        windows = torch.from_numpy(stack)  # (G, span, C)
+        fine = [net.fine(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
+        context = net.context(torch.cat([net.coarse(f) for f in fine])).split(batch_size)  # (G, 2H, span'/4)
+        outputs.append(
+            np.concatenate(
+                [net.logits(merge(f, c), stack.shape[1]).numpy() for f, c in zip(fine, context, strict=True)]
+            )
+        )
+    return outputs
 
 
 def probabilities(logits: np.ndarray, mode: str) -> np.ndarray:
