@@ -11,7 +11,11 @@ the same process.
   annotator opens it), which caches its frame features as in real use (the first one has no model yet). After 6 annotated, the
   warm and the full model are scored on videos 7-8 (not yet annotated); then 7 and 8 are annotated and timed.
 
-Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only] [--counts 1 4 7] [--threads 2]`
+`--seeds 0 1` repeats each case with other training seeds (and other project ids, so the gate holds out
+other tasks) and ends with the mean and spread of the F1 differences: one run's F1 moves by ~0.02.
+
+Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only] [--counts 1 4 7] [--threads 2]
+[--seeds 0]`
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,9 @@ from flask.testing import FlaskClient  # noqa: E402
 
 from _wsgi import create_app  # noqa: E402
 from bench.bench_timeseries_quality import config_for, load_tasks  # noqa: E402
+from control_models.base import ControlModel  # noqa: E402
+from control_models.timeline_labels import TimelineLabelsModel  # noqa: E402
+from control_models.timeseries_labels import TimeSeriesLabelsModel  # noqa: E402
 from fixtures.timeline import spliced_checkpoint, spliced_labels, spliced_tasks, timeline_config  # noqa: E402
 from model import TemporalBackend  # noqa: E402
 from utils.service.settings import Settings  # noqa: E402
@@ -44,6 +51,20 @@ from utils.video.regions import regions_to_frame_labels  # noqa: E402
 
 TRAIN_SHARE = 0.7
 TOKEN = "bench-token"
+F1_GAPS: dict[str, list[float]] = {}  # case -> warm F1 - full F1, one per seed
+
+
+def use_training_seed(seed: int) -> None:
+    """Models configured from now on train with `seed` (the bench's only change to the service)."""
+    for cls in (TimelineLabelsModel, TimeSeriesLabelsModel):
+        configure = cls.__dict__.get("unseeded_configure", cls.configure)
+
+        def seeded(self: ControlModel, configure: Callable[[ControlModel], None] = configure) -> None:
+            configure(self)
+            self.train_config = replace(self.train_config, seed=seed)
+
+        cls.unseeded_configure = configure
+        cls.configure = seeded
 
 
 @dataclass(frozen=True)
@@ -189,12 +210,12 @@ def watch_f1(service: Service, project: str, config: str, held: list[dict], labe
     return macro_f1(np.concatenate(truths).astype(bool), np.concatenate(preds).astype(bool))
 
 
-def bench_watch(service: Service, root: Path, counts: list[int]) -> None:
+def bench_watch(service: Service, root: Path, counts: list[int], seed: int) -> None:
     train, held, labels = watch_split(root)
     config = config_for("watch")
-    print("watch (7 subjects, first 70% annotated, last 30% held out)", flush=True)
+    print(f"watch (7 subjects, first 70% annotated, last 30% held out), seed {seed}", flush=True)
     for count in counts:
-        project = str(10 + count)
+        project = str(10 + count + 100 * seed)
         for number, task in enumerate(train[: count - 1], start=1):  # earlier annotations, one burst
             service.annotate(project, config, task, annotation_id=number)
         service.fresh_after(project, config, lambda: None)
@@ -207,6 +228,7 @@ def bench_watch(service: Service, root: Path, counts: list[int]) -> None:
         full_f1 = service.score_newest(
             project, "label", lambda p=project: watch_f1(service, p, config, held, labels)
         )
+        F1_GAPS.setdefault(f"watch after {count}", []).append(warm_f1 - full_f1)
         print(
             f"  after {count} annotated: warm {warm}, F1 {warm_f1:.3f} | full retrain {full}, F1 {full_f1:.3f} "
             f"| warm/full {warm.ratio(full)}, F1 {warm_f1 - full_f1:+.3f}",
@@ -224,14 +246,14 @@ def video_f1(service: Service, project: str, config: str, held: list[dict], labe
     return macro_f1(np.concatenate(truths).astype(bool), np.concatenate(preds).astype(bool))
 
 
-def bench_video(service: Service) -> None:
+def bench_video(service: Service, seed: int) -> None:
     labels = spliced_labels()
     config = timeline_config(labels, model_trainable="true", model_path=spliced_checkpoint().name)
     tasks = [
         {"id": t["id"], "data": t["data"], "result": t["annotations"][0]["result"]} for t in spliced_tasks()
     ]
-    project = "2"
-    print("video (8 spliced videos, features cached)", flush=True)
+    project = str(2 + 100 * seed)
+    print(f"video (8 spliced videos, features cached), seed {seed}", flush=True)
     for count, task in enumerate(tasks, start=1):
         service.predict(project, config, [task])  # the annotator opens the task: its features are cached
         warm = service.fresh_after(
@@ -246,6 +268,7 @@ def bench_video(service: Service) -> None:
             full_f1 = service.score_newest(
                 project, "videoLabels", lambda: video_f1(service, project, config, tasks[6:], labels)
             )
+            F1_GAPS.setdefault("video after 6, on 7-8", []).append(warm_f1 - full_f1)
             quality = f" | held-out videos 7-8: F1 warm {warm_f1:.3f}, full {full_f1:.3f} ({warm_f1 - full_f1:+.3f})"
         print(
             f"  after {count} annotated: warm {warm} | full retrain {full} | {warm.ratio(full)}{quality}",
@@ -260,6 +283,7 @@ def main() -> None:
     parser.add_argument("--video-only", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 4, 7], help="watch recordings annotated")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds, one run each")
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
@@ -269,10 +293,17 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         service = Service(Path(tmp), args.threads)
-        if not args.video_only:
-            bench_watch(service, Path(tmp), args.counts)
-        if not args.watch_only:
-            bench_video(service)
+        for seed in args.seeds:
+            use_training_seed(seed)
+            if not args.video_only:
+                bench_watch(service, Path(tmp), args.counts, seed)
+            if not args.watch_only:
+                bench_video(service, seed)
+    for case, gaps in F1_GAPS.items():
+        print(
+            f"{case}: F1 warm - full over {len(gaps)} seeds: mean {np.mean(gaps):+.3f}, "
+            f"min {min(gaps):+.3f}, max {max(gaps):+.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from utils.temporal.sequence_net import (
     probabilities,
 )
 from utils.temporal.sequence_net import fit as fit_net
-from utils.temporal.training import copy_state, holdout_split, new_net
+from utils.temporal.training import carry_standardization, copy_state, holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
 from utils.timeseries.series_cache import SeriesCache
@@ -210,6 +210,7 @@ class TimeSeriesLabelsModel(ControlModel):
         warm_from = self._warm_start(net, shape, len(stacked)) if warm_start else None
         warm = warm_from is not None
         if warm:
+            carry_standardization(net.stem[0], (warm_from["mean"], warm_from["std"]), (mean, std))
             train_config = train_config.warm()
         logger.info(
             "training %s on %d tasks (%d samples), %s mode, %s",
@@ -245,9 +246,8 @@ class TimeSeriesLabelsModel(ControlModel):
         architecture (`shape`), and its last training from scratch saw at least 1/WARM_MAX_GROWTH of today's
         `samples` (fine-tuning a net that learnt from a small part of the data stays worse than a new one;
         retraining from scratch each time the data doubles keeps the total cost linear); otherwise `net`
-        stays fresh. Returns the serving model's metadata when its weights were loaded, else None. The
-        standardization is recomputed on the new data: its shift is small beside the gain and offset jitter
-        the net is trained to ignore."""
+        stays fresh. Returns the serving model's metadata when its weights were loaded, else None (`fit`
+        then carries the net over to the standardization of the new data)."""
         saved = self.context.store.load()
         if saved is None:
             return None
