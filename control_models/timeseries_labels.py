@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
-# fine-tune the serving model while the data is at most this many times its last full training's
+# once the data is more than this many times what the last training from scratch saw, a fine-tuning asks for
+# a full retrain to follow it (a net fine-tuned from a small start stays behind a new one)
 WARM_MAX_GROWTH = 2.0
 
 
@@ -207,7 +208,7 @@ class TimeSeriesLabelsModel(ControlModel):
             "instant_labels": instant_labels,
         }
         net = new_net(lambda: SequenceNet(net_config), train_config.seed)
-        warm_from = self._warm_start(net, shape, len(stacked)) if warm_start else None
+        warm_from = self._warm_start(net, shape) if warm_start else None
         warm = warm_from is not None
         if warm:
             carry_standardization(net.stem[0], (warm_from["mean"], warm_from["std"]), (mean, std))
@@ -221,6 +222,8 @@ class TimeSeriesLabelsModel(ControlModel):
             "fine-tuning the serving model" if warm else "from scratch",
         )
         report = {**fit_net(net, train_set, val_set, train_config), "warm_start": warm}
+        if warm_from is not None and WARM_MAX_GROWTH * warm_from.get("scratch_samples", 0) < len(stacked):
+            report["full_retrain_due"] = True
         meta = {
             **shape,
             "mean": mean.tolist(),
@@ -241,25 +244,19 @@ class TimeSeriesLabelsModel(ControlModel):
             **report,
         }
 
-    def _warm_start(self, net: SequenceNet, shape: dict[str, Any], samples: int) -> dict[str, Any] | None:
+    def _warm_start(self, net: SequenceNet, shape: dict[str, Any]) -> dict[str, Any] | None:
         """Load the serving model's weights into `net` when it has the same labels, model form, channels and
-        architecture (`shape`), and its last training from scratch saw at least 1/WARM_MAX_GROWTH of today's
-        `samples` (fine-tuning a net that learnt from a small part of the data stays worse than a new one;
-        retraining from scratch each time the data doubles keeps the total cost linear); otherwise `net`
-        stays fresh. Returns the serving model's metadata when its weights were loaded, else None (`fit`
-        then carries the net over to the standardization of the new data)."""
+        architecture (`shape`); otherwise `net` stays fresh. Returns the serving model's metadata when its
+        weights were loaded, else None (`fit` then carries the net over to the standardization of the new
+        data, and asks for a full retrain to follow once the data outgrew the last one, see WARM_MAX_GROWTH:
+        the fresh model serves at once, and retraining from scratch each time the data doubles keeps the
+        total cost linear)."""
         saved = self.context.store.load()
         if saved is None:
             return None
         state, meta = saved
         if any(meta.get(key) != value for key, value in shape.items()):
             logger.info("%s: labels, channels or model form changed; training from scratch", self.from_name)
-            return None
-        if WARM_MAX_GROWTH * meta.get("scratch_samples", 0) < samples:
-            logger.info(
-                "%s: the data more than doubled since the last full training; training from scratch",
-                self.from_name,
-            )
             return None
         initial = copy_state(net)
         try:
