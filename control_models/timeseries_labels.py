@@ -222,8 +222,13 @@ class TimeSeriesLabelsModel(ControlModel):
             "fine-tuning the serving model" if warm else "from scratch",
         )
         report = {**fit_net(net, train_set, val_set, train_config), "warm_start": warm}
-        if warm_from is not None and WARM_MAX_GROWTH * warm_from.get("scratch_samples", 0) < len(stacked):
-            report["full_retrain_due"] = True
+        scratch_samples = len(stacked)
+        if warm_from is not None:
+            scratch_samples = warm_from.get("scratch_samples", 0)
+            if WARM_MAX_GROWTH * scratch_samples < len(stacked):
+                report["full_retrain_due"] = True
+                # asked once per doubling of the data, even when the gate keeps the full retrain from serving
+                scratch_samples = len(stacked)
         meta = {
             **shape,
             "mean": mean.tolist(),
@@ -231,8 +236,8 @@ class TimeSeriesLabelsModel(ControlModel):
             "min_len": self._default_min_len(stats["lengths"]),
             "sample_period": stats["period"],
             "metrics": report,
-            # samples of the last training from scratch, carried through the fine-tunings that followed it
-            "scratch_samples": warm_from["scratch_samples"] if warm_from else len(stacked),
+            # samples of the last training from scratch (or asked for), carried through the fine-tunings after it
+            "scratch_samples": scratch_samples,
         }
         meta["calibration"] = self._calibration(net, val_set, meta, stats["period"]).as_dict()
         version = self.context.store.save(net.state_dict(), meta)

@@ -125,9 +125,11 @@ def test_retraining_fine_tunes_the_serving_model_unless_asked_or_the_labels_chan
     again = model.fit(tasks)
     assert again["warm_start"] and not again.get("full_retrain_due")
     assert not model.fit(tasks, warm_start=False)["warm_start"]
-    tripled = model.fit(basicmotions_tasks(data_root, "basicmotions_train")[:3])
+    tripled_tasks = basicmotions_tasks(data_root, "basicmotions_train")[:3]
+    tripled = model.fit(tripled_tasks)
     # more than twice the data of the last full training: fine-tuned now, a full retrain asked to follow
     assert tripled["warm_start"] and tripled["full_retrain_due"]
+    assert not model.fit(tripled_tasks).get("full_retrain_due")  # asked once per doubling of the data
     another_label = config.replace('<Label value="walking"/>', '<Label value="walking"/><Label value="x"/>')
     assert not make_model(another_label, settings, data_root).fit(tasks)["warm_start"]
 
