@@ -171,11 +171,7 @@ class TemporalBackend:
                 index = ids.index(None)
                 raise BadRequestError(f"ANNOTATIONS_DELETED: 'annotations[{index}].id' must be an integer")
             self.annotations.delete(pid, ids)
-        elif action == "START_TRAINING":
-            marker = self._full_retrain_marker(pid)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        state = self.jobs.request(pid)
+        state = self._request_full_retrain(pid) if action == "START_TRAINING" else self.jobs.request(pid)
         return {"status": "queued", "action": action, "project": pid, "requested": state["requested"]}
 
     def _webhook_project(self, payload: dict[str, Any]) -> tuple[str, str | None]:
@@ -389,6 +385,8 @@ class TemporalBackend:
         rejected = {name: m["rejected"] for name, m in metrics.items() if "rejected" in m}
         if any(m.get("serving") for m in metrics.values()):
             self._repredict(project_id, label_config)
+        if warm_start and any(m.get("full_retrain_due") for m in metrics.values()):
+            self._request_full_retrain(project_id)  # the fine-tuned model serves meanwhile
         outcome = {
             "model_version": self.model_version(project_id, label_config),
             "tasks": len(tasks),
@@ -532,6 +530,13 @@ class TemporalBackend:
             len(tasks),
             queued,
         )
+
+    def _request_full_retrain(self, project_id: str) -> dict[str, Any]:
+        """Queue a training from scratch of every control (START_TRAINING's, or a fine-tuning's follow-up)."""
+        marker = self._full_retrain_marker(project_id)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        return self.jobs.request(project_id)
 
     def _full_retrain_marker(self, project_id: str) -> Path:
         """Present between a START_TRAINING and the training it asked for, which then starts from scratch."""

@@ -289,7 +289,7 @@ class TimelineLabelsModel(ControlModel):
             num_layers=self.num_layers,
         )
         net, warm = self._start_net(config) if warm_start else (self._fresh_net(config), False)
-        net.set_standardization([x for x, _ in sequences])
+        net.set_standardization([x for x, _ in sequences], trained=warm)
         train_set, val_set = holdout_split(
             [x for x, _ in sequences],
             [y for _, y in sequences],

@@ -53,7 +53,7 @@ from utils.temporal.sequence_net import (
 )
 from utils.temporal.sequence_net import fit as fit_net
 from utils.temporal.sequence_onnx import MIN_SAMPLES, OnnxSequenceNet, OnnxUnavailable, load_checked
-from utils.temporal.training import copy_state, holdout_split, new_net
+from utils.temporal.training import carry_standardization, copy_state, holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
 from utils.timeseries.series_cache import SeriesCache
@@ -62,7 +62,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INSTANT_RADIUS = 2  # samples on each side of an instant that count as positive while training
-# fine-tune the serving model while the data is at most this many times its last full training's
+# once the data is more than this many times what the last training from scratch saw, a fine-tuning asks for
+# a full retrain to follow it (a net fine-tuned from a small start stays behind a new one)
 WARM_MAX_GROWTH = 2.0
 
 
@@ -208,9 +209,10 @@ class TimeSeriesLabelsModel(ControlModel):
             "instant_labels": instant_labels,
         }
         net = new_net(lambda: SequenceNet(net_config), train_config.seed)
-        warm_from = self._warm_start(net, shape, len(stacked)) if warm_start else None
+        warm_from = self._warm_start(net, shape) if warm_start else None
         warm = warm_from is not None
         if warm:
+            carry_standardization(net.stem[0], (warm_from["mean"], warm_from["std"]), (mean, std))
             train_config = train_config.warm()
         logger.info(
             "training %s on %d tasks (%d samples), %s mode, %s",
@@ -221,6 +223,13 @@ class TimeSeriesLabelsModel(ControlModel):
             "fine-tuning the serving model" if warm else "from scratch",
         )
         report = {**fit_net(net, train_set, val_set, train_config), "warm_start": warm}
+        scratch_samples = len(stacked)
+        if warm_from is not None:
+            scratch_samples = warm_from.get("scratch_samples", 0)
+            if WARM_MAX_GROWTH * scratch_samples < len(stacked):
+                report["full_retrain_due"] = True
+                # asked once per doubling of the data, even when the gate keeps the full retrain from serving
+                scratch_samples = len(stacked)
         meta = {
             **shape,
             "mean": mean.tolist(),
@@ -228,8 +237,8 @@ class TimeSeriesLabelsModel(ControlModel):
             "min_len": self._default_min_len(stats["lengths"]),
             "sample_period": stats["period"],
             "metrics": report,
-            # samples of the last training from scratch, carried through the fine-tunings that followed it
-            "scratch_samples": warm_from["scratch_samples"] if warm_from else len(stacked),
+            # samples of the last training from scratch (or asked for), carried through the fine-tunings after it
+            "scratch_samples": scratch_samples,
         }
         meta["calibration"] = self._calibration(net, val_set, meta, stats["period"]).as_dict()
         version = self.context.store.save(net.state_dict(), meta)
@@ -241,26 +250,19 @@ class TimeSeriesLabelsModel(ControlModel):
             **report,
         }
 
-    def _warm_start(self, net: SequenceNet, shape: dict[str, Any], samples: int) -> dict[str, Any] | None:
+    def _warm_start(self, net: SequenceNet, shape: dict[str, Any]) -> dict[str, Any] | None:
         """Load the serving model's weights into `net` when it has the same labels, model form, channels and
-        architecture (`shape`), and its last training from scratch saw at least 1/WARM_MAX_GROWTH of today's
-        `samples` (fine-tuning a net that learnt from a small part of the data stays worse than a new one;
-        retraining from scratch each time the data doubles keeps the total cost linear); otherwise `net`
-        stays fresh. Returns the serving model's metadata when its weights were loaded, else None. The
-        standardization is recomputed on the new data: its shift is small beside the gain and offset jitter
-        the net is trained to ignore."""
+        architecture (`shape`); otherwise `net` stays fresh. Returns the serving model's metadata when its
+        weights were loaded, else None (`fit` then carries the net over to the standardization of the new
+        data, and asks for a full retrain to follow once the data outgrew the last one, see WARM_MAX_GROWTH:
+        the fresh model serves at once, and retraining from scratch each time the data doubles keeps the
+        total cost linear)."""
         saved = self.context.store.load()
         if saved is None:
             return None
         state, meta = saved
         if any(meta.get(key) != value for key, value in shape.items()):
             logger.info("%s: labels, channels or model form changed; training from scratch", self.from_name)
-            return None
-        if WARM_MAX_GROWTH * meta.get("scratch_samples", 0) < samples:
-            logger.info(
-                "%s: the data more than doubled since the last full training; training from scratch",
-                self.from_name,
-            )
             return None
         initial = copy_state(net)
         try:

@@ -6,7 +6,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.temporal.training import TrainConfig, holdout_split, positive_weights, scores, training_loop
+from utils.temporal.training import (
+    TrainConfig,
+    carry_standardization,
+    holdout_split,
+    positive_weights,
+    scores,
+    training_loop,
+)
 
 
 def test_three_or_more_tasks_hold_out_whole_tasks() -> None:
@@ -70,3 +77,24 @@ def test_warm_schedule_is_shorter_with_a_smaller_step_and_a_quick_plateau_stop()
     assert (warm.epochs, warm.patience, warm.min_epochs) == (full.warm_epochs, full.warm_patience, 0)
     assert warm.learning_rate < full.learning_rate
     assert TrainConfig(epochs=3).warm().epochs == 3  # never more epochs than configured
+
+
+def test_carrying_a_layer_to_new_standardization_statistics_keeps_what_it_computes() -> None:
+    torch.manual_seed(0)
+    raw = np.random.default_rng(0).normal(3.0, 2.0, size=(40, 3))
+    old = (np.array([1.0, -2.0, 0.5]), np.array([0.5, 3.0, 1.5]))
+    new = (raw.mean(0), raw.std(0))
+    linear, conv = nn.Linear(3, 4), nn.Conv1d(5, 4, kernel_size=3)  # conv: 3 standardized + 2 other channels
+    other = torch.randn(40, 2)
+
+    def outputs(stats: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor((raw - stats[0]) / stats[1], dtype=torch.float32)
+        return linear(x), conv(torch.cat([x, other], dim=1).T[None])
+
+    with torch.no_grad():
+        before = outputs(old)
+        carry_standardization(linear, old, new)
+        carry_standardization(conv, old, new)
+        after = outputs(new)
+    for b, a in zip(before, after, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

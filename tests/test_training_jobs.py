@@ -65,6 +65,20 @@ def test_start_training_retrains_from_scratch_and_annotations_fine_tune(settings
     assert [run["warm_start"] for run in fit_log(settings)] == [True, False, True]
 
 
+def test_a_fine_tuning_that_asks_for_a_full_retrain_is_followed_by_one(settings, monkeypatch) -> None:
+    fit = RecordingTimelineModel.fit
+
+    def outgrown(self, tasks, warm_start=True):  # as a time series model whose data outgrew its last one
+        return {**fit(self, tasks, warm_start), "full_retrain_due": warm_start}
+
+    monkeypatch.setattr(RecordingTimelineModel, "fit", outgrown)
+    app = make_app(settings)
+    app.test_client().post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+    assert [run["warm_start"] for run in fit_log(settings)] == [True, False]
+    assert state["trained"] == state["requested"] == 2
+
+
 def test_two_workers_never_train_one_project_at_once(settings, slow_fit) -> None:
     workers = [make_backend(settings), make_backend(settings)]  # two processes' worth of state, one model dir
     for i, backend in enumerate(workers):

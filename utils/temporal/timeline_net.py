@@ -68,13 +68,17 @@ class TimelineNet(nn.Module):
         x, _ = self.lstm(x)  # (B, T, 2H)
         return self.output(x)  # (B, T, L) logits
 
-    def set_standardization(self, features: list[np.ndarray]) -> None:
-        """Mean and std over all training frames; tiny stds are floored so rare dims do not explode."""
+    def set_standardization(self, features: list[np.ndarray], trained: bool = False) -> None:
+        """Mean and std over all training frames; tiny stds are floored so rare dims do not explode. A
+        `trained` net (a warm start) has its input layer rewritten to compute the same as before."""
         stacked = np.concatenate(features).astype(np.float64)
         mean, std = stacked.mean(0), stacked.std(0)
-        floor = max(float(np.median(std)) * 1e-2, 1e-12)
+        std = np.maximum(std, max(float(np.median(std)) * 1e-2, 1e-12))
+        if trained:
+            old = (self.feature_mean.numpy(), self.feature_std.numpy())
+            training.carry_standardization(self.input[0], old, (mean, std))
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.feature_std.copy_(torch.as_tensor(np.maximum(std, floor), dtype=torch.float32))
+        self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
 
 def _window_batch(data: Sequences, size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

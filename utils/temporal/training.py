@@ -169,6 +169,27 @@ def new_net(build: Callable[[], NetT], seed: int) -> NetT:
     return build()
 
 
+@torch.no_grad()
+def carry_standardization(
+    layer: nn.Linear | nn.Conv1d,
+    old: tuple[np.ndarray, np.ndarray],
+    new: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Rewrite a trained first layer in place so that on inputs standardized with the `new` (mean, std) it
+    computes what it computed on inputs standardized with the `old` ones; only its first len(mean) input
+    channels are standardized so. A warm start can then take the statistics of today's data without first
+    undoing what the net learnt (a convolution's zero padding sees the shift at the edges only)."""
+    (old_mean, old_std), (new_mean, new_std) = (
+        tuple(np.asarray(v, np.float64) for v in pair) for pair in (old, new)
+    )
+    weight = layer.weight[:, : len(old_mean)]  # (out, channels, *kernel): a view, changed in place
+    per_channel = (1, len(old_mean), *[1] * (weight.dim() - 2))
+    shift = torch.as_tensor((new_mean - old_mean) / old_std, dtype=torch.float32).view(per_channel)
+    if layer.bias is not None:
+        layer.bias += (weight * shift).flatten(1).sum(1)
+    weight *= torch.as_tensor(new_std / old_std, dtype=torch.float32).view(per_channel)
+
+
 def copy_state(net: nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of the weights, to keep the best epoch while training goes on."""
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
