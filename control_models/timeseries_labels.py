@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -175,7 +176,9 @@ class TimeSeriesLabelsModel(ControlModel):
         )
 
     # --- training --------------------------------------------------------------------------
-    def fit(self, tasks: list[AnnotatedTask], warm_start: bool = True) -> dict[str, Any]:
+    def fit(
+        self, tasks: list[AnnotatedTask], warm_start: bool = True, calibrate_on: Sequence[AnnotatedTask] = ()
+    ) -> dict[str, Any]:
         sequences, targets, stats = self._training_data(tasks)
         if not sequences:
             return {"skipped": "no task with readable data and regions of this control"}
@@ -230,7 +233,8 @@ class TimeSeriesLabelsModel(ControlModel):
             # samples of the last training from scratch, carried through the fine-tunings that followed it
             "scratch_samples": warm_from["scratch_samples"] if warm_from else len(stacked),
         }
-        meta["calibration"] = self._calibration(net, val_set, meta, stats["period"]).as_dict()
+        calibration_set = self._with_held_out(val_set, calibrate_on, meta, instant_labels)
+        meta["calibration"] = self._calibration(net, calibration_set, meta, stats["period"]).as_dict()
         version = self.context.store.save(net.state_dict(), meta)
         return {
             "version": version,
@@ -312,6 +316,31 @@ class TimeSeriesLabelsModel(ControlModel):
             "period": period,
         }
         return sequences, targets, stats
+
+    def _with_held_out(
+        self,
+        val_set: tuple[list[np.ndarray], list[np.ndarray]],
+        tasks: Sequence[AnnotatedTask],
+        meta: dict[str, Any],
+        instant_labels: list[int],
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The early-stop part pooled with `tasks` (never trained on) as net inputs and training targets, for
+        the calibration; a task that cannot be read or has other channels is left out."""
+        inputs, targets = list(val_set[0]), list(val_set[1])
+        for task in tasks:
+            try:
+                series = self.load_series({"id": task.task_id, "data": task.data})
+            except TaskError as exc:
+                logger.warning("calibration leaves out task %s: %s", task.task_id, exc)
+                continue
+            if list(series.channels) != meta["channels"]:
+                continue
+            found = regions_to_targets(
+                task.regions, series.times, self.labels, self.spec.axis, self.tag.lower()
+            )
+            inputs.append(model_input(series.values, np.asarray(meta["mean"]), np.asarray(meta["std"])))
+            targets.append(self._training_targets(found.targets, meta["mode"], instant_labels))
+        return inputs, targets
 
     def _calibration(
         self, net: SequenceNet, val_set: tuple[list[np.ndarray], list[np.ndarray]], meta: dict, period: float
