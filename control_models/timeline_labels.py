@@ -227,7 +227,7 @@ class TimelineLabelsModel(ControlModel):
             features, _ = self._frame_features(task, progress)
             labels = list(meta["labels"])
             calibration = Calibration.from_meta(meta)
-            probs = calibration.scale(predict_proba(net, features, self.train_config.sequence_size), False)
+            probs = predict_proba(net, features, self.train_config.sequence_size)
         else:
             _, class_probs = self._frame_features(task, progress)
             labels = list(self.class_map)
@@ -238,10 +238,11 @@ class TimelineLabelsModel(ControlModel):
                 ]
             )
             calibration = Calibration()  # simple mode learns nothing: the score is the mean probability
-        segments = self.decode(probs)
+        segments = self.decode(probs)  # the calibration changes the scores, never the regions
+        scaled = calibration.scale(probs, False)
         # A model trained before the label set changed still serves the labels the config keeps.
         return [
-            self.region(segment_value(segment, labels), calibration.region_score(segment, probs))
+            self.region(segment_value(segment, labels), calibration.region_score(segment, scaled))
             for segment in segments
             if labels[segment.label] in self.labels
         ]

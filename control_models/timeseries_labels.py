@@ -400,9 +400,10 @@ class TimeSeriesLabelsModel(ControlModel):
         exclusive = meta["mode"] == "exclusive"
         calibration = Calibration.from_meta(meta)
         logits = predict_logits(net, values, int(meta["sequence_size"]))
-        probs = calibration.scale(probabilities(logits, meta["mode"]), exclusive)
-        segments = self.decode(probs, meta, sample_period(series.times))
-        label_probs = probs[:, 1:] if exclusive else probs
+        probs = probabilities(logits, meta["mode"])
+        segments = self.decode(probs, meta, sample_period(series.times))  # calibration changes scores only
+        scaled = calibration.scale(probs, exclusive)
+        label_probs = scaled[:, 1:] if exclusive else scaled
         return [
             self.region(
                 segment_value(s, series.times, meta["labels"], self.spec.axis, self.tag.lower()),

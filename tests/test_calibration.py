@@ -77,7 +77,7 @@ def test_region_scores_fitted_on_held_out_regions_match_how_often_regions_are_ri
     scores, right = [], []
     for p, t in zip(probs, truth, strict=True):
         scaled = calibration.scale(p, exclusive=False)
-        for segment in decode(scaled):
+        for segment in decode(p):  # regions come from the unscaled probabilities, scores from the scaled
             scores.append(calibration.region_score(segment, scaled))
             right.append(is_right(segment, true_segments(t)))
     scores, right = np.array(scores), np.array(right)

@@ -102,6 +102,13 @@ def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings,
         assert r["value"]["timeserieslabels"][0] in model.labels
         assert 0.0 <= r["score"] <= 1.0
 
+    # the calibration changes the scores, never the regions: a much softer temperature keeps every region
+    state, meta = model.context.store.load()
+    model.context.store.save(state, {**meta, "calibration": {**meta["calibration"], "temperature": 5.0}})
+    softer = model.predict_regions({"id": 7, "data": task.data})
+    assert [r["value"] for r in softer] == [r["value"] for r in regions]
+    assert [r["score"] for r in softer] != [r["score"] for r in regions]
+
 
 def test_the_calibration_pools_tasks_kept_out_of_training_with_the_early_stop_part(
     settings: Settings, data_root: Path

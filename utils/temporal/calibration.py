@@ -1,11 +1,14 @@
 """Scores that mean something: a region's score estimates the probability that it is right (IoU >= 0.5
 with a true region of its label), and a task's score ranks tasks least certain first.
 
-Fitted after training on the held-out data the training sets apart (`training.holdout_split`), saved as
-plain numbers in the model's JSON metadata:
+Fitted after training on data the net did not train on: the part its early stopping held out
+(`training.holdout_split`) pooled with the gate's held-out tasks (`fit(calibrate_on=...)`), whose scores on
+tasks the project never trained on are what new tasks will look like. Saved as plain numbers in the model's
+JSON metadata:
 1. a temperature for the net's outputs (one number, fitted by held-out log-loss), applied to per-step
    probabilities: `sigmoid(logit(p) / T)` per label, or `softmax(log(p) / T)` over exclusive classes (the same
-   as dividing the logits by T);
+   as dividing the logits by T). Regions are decoded from the unscaled probabilities, which the decoder's
+   switch costs and thresholds are set for: the calibration changes the scores, never the regions;
 2. a logistic map from a decoded region's features (logit of the mean and of the minimum of its label's
    per-step probability, log of its length) to P(right), fitted on the held-out regions. Its weights are
    pulled towards the identity map (score = mean probability) by a fixed penalty, so a few held-out regions
@@ -138,7 +141,8 @@ class Calibration:
         return scale_probabilities(probs, self.temperature, exclusive)
 
     def region_score(self, segment: Segment, label_probs: np.ndarray) -> float:
-        """P(right) of a segment decoded from (already scaled) `label_probs` (steps, labels)."""
+        """P(right) of a segment (decoded from the unscaled probabilities), from its temperature-scaled
+        `label_probs` (steps, labels)."""
         if self.weights is None:
             return float(label_probs[segment.start : segment.end + 1, segment.label].mean())
         z = self.weights[0] + float(np.dot(self.weights[1:], region_features(segment, label_probs)))
@@ -186,7 +190,7 @@ def fit_calibration(
         scaled = scale_probabilities(p, temperature, exclusive)
         label_probs = scaled[:, 1:] if exclusive else scaled
         runs_of = true_segments(t)
-        for segment in decode(scaled):
+        for segment in decode(p):
             features.append(region_features(segment, label_probs))
             right.append(is_right(segment, runs_of))
     hits = int(sum(right))
