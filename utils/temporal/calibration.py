@@ -31,7 +31,7 @@ import numpy as np
 from utils.temporal.decoder import Segment, runs
 
 IOU_RIGHT = 0.5  # a region is right when it overlaps a true region of its label at least this much
-MIN_REGIONS = 5
+MIN_REGIONS = 20  # held-out regions below which the map is not fitted (a few tasks tell little)
 PRIOR = np.array([0.0, 1.0, 0.0, 0.0])  # the identity map: intercept, logit mean, logit min, log length
 # Penalty on the squared distance from it, in log-likelihood units, half as heavy on the intercept, which
 # moves whenever the share of right regions differs from what the probabilities say. Held-out regions come
