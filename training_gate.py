@@ -41,7 +41,9 @@ def train_control(
     store = model.context.store
     staging = store.staging()
     result = _with_store(model, staging).fit(
-        [e for e in checked.examples if e.task_id not in held_out], warm_start=warm_start
+        [e for e in checked.examples if e.task_id not in held_out],
+        warm_start=warm_start,
+        calibrate_on=[e for e in checked.examples if e.task_id in held_out],
     )
     candidate = staging.saved_version
     if candidate is None:

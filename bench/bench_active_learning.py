@@ -5,8 +5,8 @@ A simulated annotator labels tasks from a pool (short slices of the training rec
 mean over the test recordings, which are never in the pool). The "lowest score" annotator then asks the model
 for the remaining pool tasks' scores (as /predict gives them to Label Studio) and labels the lowest next; the
 "random" one follows a seeded random order. Both start from the same random first tasks.
-Datasets: the spliced videos (pool: 100-frame slices of videos 0-5, test: videos 6-7; frame features are
-cached) and the watch recordings (pool: ~2-exercise slices of subjects 1-5, test: subjects 6-7).
+Datasets: the spliced videos (pool: 2-second (50-frame) slices of videos 0-5, about 40 tasks, test: videos
+6-7; frame features are cached) and the watch recordings (pool: ~2-exercise slices of subjects 1-5, test: subjects 6-7).
 Printed: macro-F1 after each k (mean over seeds), and how many annotations each order needs to reach the
 random order's final macro-F1 (target: lowest-score first needs <= 70% on at least one dataset), and 95% of it
 (the final one is often near the ceiling, where a point of noise decides).
@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from bench.chunked_tasks import Dataset, SeriesSet, VideoSet  # noqa: E402
 
 SETUP = {  # pool recordings, slice length, test recordings, first tasks, step, budget
-    "video": ([f"spliced_train{i}" for i in range(6)], 100, ["spliced_train6", "spliced_train7"], 2, 2, 12),
+    "video": ([f"spliced_train{i}" for i in range(6)], 50, ["spliced_train6", "spliced_train7"], 2, 2, 12),
     "watch": (
         [f"watch_subject0{i}.csv" for i in range(1, 6)],
         4400,

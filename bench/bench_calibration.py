@@ -1,15 +1,18 @@
 """Do region and task scores mean what they say? Measured on our own splits of the shared data.
 
-Per dataset, two folds (each half of the recordings trains once and the other half is cut into short test
-tasks): the real control model trains on the training recordings (its calibration is fitted on the
-held-out part that its training sets apart), then predicts every test task. Printed per kind, before
-calibration (today's scores: the mean probability, no temperature; task score = mean region score) and
-after, from the same trained models:
+Per dataset, two folds (half of the recordings trains once, the other half is the test): the training
+recordings are cut into tasks of about `TRAIN_CHUNK` steps and trained on as the service does
+(`training_gate.train_control`: the gate holds out about a fifth of the tasks, the model trains on the rest and
+fits its calibration on the part early stopping held out pooled with the gate's held-out tasks); the test
+recordings are cut into short tasks of `CHUNK` steps, which the trained model predicts. Printed per kind,
+before calibration (the mean probability, no temperature; task score = mean region score) and after, from the
+same trained models:
 - ECE: expected calibration error of region scores (10 equal-width bins) against "right" (IoU >= 0.5 with a
   true region of its label); target <= 0.1;
 - AUROC of region scores, right vs wrong regions; target >= 0.9;
 - Spearman correlation of task score with task macro-F1; target >= 0.5.
-Run: `.venv/bin/python -m bench.bench_calibration [--datasets video watch basicmotions] [--epochs 20]` (`--epochs` caps time-series training; video trains as the service does)
+Run: `.venv/bin/python -m bench.bench_calibration [--datasets video watch basicmotions] [--epochs 20]`
+(`--epochs` caps time-series training, 0: the model's own; video trains as the service does)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.chunked_tasks import Dataset, SeriesSet, TaskResult, VideoSet  # noqa: E402
+from training_gate import train_control  # noqa: E402
 
 # (training recordings, test recordings) per fold; test recordings are cut into tasks of `CHUNK` steps
 FOLDS = {
@@ -45,6 +49,7 @@ FOLDS = {
     ],
 }
 CHUNK = {"video": 100, "watch": 5000, "basicmotions": 200}
+TRAIN_CHUNK = {"video": 150, "watch": 4400, "basicmotions": 200}
 
 
 def ece(scores: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
@@ -117,10 +122,13 @@ def run_dataset(name: str, data: Dataset, epochs: int | None, tmp: Path) -> tupl
         model = data.model(tmp, f"{name}-{fold}")
         if epochs and data.kind == "time series":
             model.train_config = replace(model.train_config, epochs=epochs)
-        tasks = [data.task(i, *c) for i, c in enumerate(data.chunks(train, 10**9), start=1)]
+        tasks = [data.task(i, *c) for i, c in enumerate(data.chunks(train, TRAIN_CHUNK[name]), start=1)]
         started = time.perf_counter()
-        model.fit(tasks)
+        summary = train_control(f"{name}-{fold}", model, tasks, tolerance=1.0, warm_start=False)
         fit_s = time.perf_counter() - started
+        if not summary.get("serving"):  # the first model must beat a constant baseline; measure it anyway
+            print(f"  {name} fold {fold}: the gate refused the model ({summary.get('rejected')})")
+            model.context.store.promote(summary["version"])
         calibration = model.trained()[1]["calibration"]
         test_tasks = [data.task(1000 + i, *c) for i, c in enumerate(data.chunks(test, CHUNK[name]))]
         model.calibrated = False
@@ -128,7 +136,9 @@ def run_dataset(name: str, data: Dataset, epochs: int | None, tmp: Path) -> tupl
         model.calibrated = True
         after += [data.evaluate(model, t) for t in test_tasks]
         print(
-            f"  {name} fold {fold}: fit {fit_s:.1f} s, {len(test_tasks)} test tasks; calibration "
+            f"  {name} fold {fold}: fit {fit_s:.1f} s on {len(tasks)} tasks "
+            f"({len(summary['gate']['held_out_tasks'])} held out by the gate), {len(test_tasks)} test tasks; "
+            "calibration "
             f"T={calibration['temperature']:.2f}, {calibration['region_score']}, "
             f"{calibration['held_out_right']}/{calibration['held_out_regions']} held-out regions right",
             flush=True,

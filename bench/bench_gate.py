@@ -32,10 +32,10 @@ class TimedTimeSeriesModel(TimeSeriesLabelsModel):
 
     fit_seconds = 0.0
 
-    def fit(self, tasks: list[AnnotatedTask]) -> dict[str, Any]:
+    def fit(self, tasks: list[AnnotatedTask], **options: Any) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            return super().fit(tasks)
+            return super().fit(tasks, **options)
         finally:
             TimedTimeSeriesModel.fit_seconds = time.perf_counter() - started
 

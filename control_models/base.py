@@ -6,7 +6,7 @@ import logging
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -113,11 +113,14 @@ class ControlModel(ABC):
         return 0.0
 
     @abstractmethod
-    def fit(self, tasks: list[AnnotatedTask], warm_start: bool = True) -> dict[str, Any]:
+    def fit(
+        self, tasks: list[AnnotatedTask], warm_start: bool = True, calibrate_on: Sequence[AnnotatedTask] = ()
+    ) -> dict[str, Any]:
         """Train on all annotated tasks of the project, save a new version, and return its metrics.
         Return `{"skipped": reason}` without saving when there is nothing to learn. With `warm_start`, a
         model may fine-tune the serving one when its labels and inputs are unchanged; without, it trains
-        from scratch (START_TRAINING)."""
+        from scratch (START_TRAINING). `calibrate_on`: annotated tasks kept out of training (the gate's
+        held-out tasks), on which a model that calibrates its scores fits that calibration too."""
 
     def restore(self, state: dict[str, Any], meta: dict[str, Any]) -> Any:
         """The predictor (e.g. a net in eval mode) from a saved state dict and its metadata; raise ValueError,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,7 @@ class TimelineLabelsModel(ControlModel):
             features, _ = self._frame_features(task, progress)
             labels = list(meta["labels"])
             calibration = Calibration.from_meta(meta)
-            probs = calibration.scale(predict_proba(net, features, self.train_config.sequence_size), False)
+            probs = predict_proba(net, features, self.train_config.sequence_size)
         else:
             _, class_probs = self._frame_features(task, progress)
             labels = list(self.class_map)
@@ -237,10 +238,11 @@ class TimelineLabelsModel(ControlModel):
                 ]
             )
             calibration = Calibration()  # simple mode learns nothing: the score is the mean probability
-        segments = self.decode(probs)
+        segments = self.decode(probs)  # the calibration changes the scores, never the regions
+        scaled = calibration.scale(probs, False)
         # A model trained before the label set changed still serves the labels the config keeps.
         return [
-            self.region(segment_value(segment, labels), calibration.region_score(segment, probs))
+            self.region(segment_value(segment, labels), calibration.region_score(segment, scaled))
             for segment in segments
             if labels[segment.label] in self.labels
         ]
@@ -264,19 +266,14 @@ class TimelineLabelsModel(ControlModel):
         return net.eval()
 
     # --- training ---------------------------------------------------------------------------
-    def fit(self, tasks: list[AnnotatedTask], warm_start: bool = True) -> dict[str, Any]:
+    def fit(
+        self, tasks: list[AnnotatedTask], warm_start: bool = True, calibrate_on: Sequence[AnnotatedTask] = ()
+    ) -> dict[str, Any]:
         if not self.trainable:
             return {"skipped": 'simple mode: set model_trainable="true" to train on annotations'}
-        sequences, task_ids = [], []
-        for task in tasks:
-            try:
-                features = np.asarray(self._frame_features({"id": task.task_id, "data": task.data})[0])
-            except TaskError as exc:
-                logger.warning("%s: task %s left out of training: %s", self.from_name, task.task_id, exc)
-                continue
-            target = regions_to_frame_labels(task.regions, self.from_name, self.labels, len(features))
-            sequences.append((features, target.astype(np.float32)))
-            task_ids.append(task.task_id)
+        annotated = self._annotated_frames(tasks, "training")
+        task_ids = list(annotated)
+        sequences = list(annotated.values())
         if not sequences:
             return {"skipped": "no annotated task with a readable video"}
         if not any(target.any() for _, target in sequences):
@@ -298,9 +295,13 @@ class TimelineLabelsModel(ControlModel):
             seed=self.train_config.seed,
         )
         metrics = fit_net(net, train_set, val_set, self.train_config.warm() if warm else self.train_config)
-        calibration = fit_calibration(
-            [predict_proba(net, x, self.train_config.sequence_size) for x in val_set[0]],
-            val_set[1],
+        held_out = list(self._annotated_frames(calibrate_on, "calibration").values())
+        calibration = fit_calibration(  # on the early-stop part and the tasks held out of training
+            [
+                predict_proba(net, x, self.train_config.sequence_size)
+                for x in [*val_set[0], *(x for x, _ in held_out)]
+            ],
+            [*val_set[1], *(y for _, y in held_out)],
             self.decode,
             exclusive=False,
         )
@@ -319,6 +320,21 @@ class TimelineLabelsModel(ControlModel):
         version = self.context.store.save(net.state_dict(), meta)
         logger.info("%s: trained %s on %d tasks: %s", self.from_name, version, len(task_ids), metrics)
         return {**metrics, "tasks": len(task_ids), "warm_start": warm, "version": version}
+
+    def _annotated_frames(
+        self, tasks: Sequence[AnnotatedTask], purpose: str
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per task id, its frame features and multi-hot frame labels; unreadable videos are left out."""
+        out = {}
+        for task in tasks:
+            try:
+                features = np.asarray(self._frame_features({"id": task.task_id, "data": task.data})[0])
+            except TaskError as exc:
+                logger.warning("%s: task %s left out of %s: %s", self.from_name, task.task_id, purpose, exc)
+                continue
+            target = regions_to_frame_labels(task.regions, self.from_name, self.labels, len(features))
+            out[task.task_id] = (features, target.astype(np.float32))
+        return out
 
     def _start_net(self, config: TimelineNetConfig) -> tuple[TimelineNet, bool]:
         """The saved network when architecture, labels and encoder are unchanged, else a fresh one."""

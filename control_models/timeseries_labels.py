@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -177,7 +178,9 @@ class TimeSeriesLabelsModel(ControlModel):
         )
 
     # --- training --------------------------------------------------------------------------
-    def fit(self, tasks: list[AnnotatedTask], warm_start: bool = True) -> dict[str, Any]:
+    def fit(
+        self, tasks: list[AnnotatedTask], warm_start: bool = True, calibrate_on: Sequence[AnnotatedTask] = ()
+    ) -> dict[str, Any]:
         sequences, targets, stats = self._training_data(tasks)
         if not sequences:
             return {"skipped": "no task with readable data and regions of this control"}
@@ -240,7 +243,8 @@ class TimeSeriesLabelsModel(ControlModel):
             # samples of the last training from scratch (or asked for), carried through the fine-tunings after it
             "scratch_samples": scratch_samples,
         }
-        meta["calibration"] = self._calibration(net, val_set, meta, stats["period"]).as_dict()
+        calibration_set = self._with_held_out(val_set, calibrate_on, meta, instant_labels)
+        meta["calibration"] = self._calibration(net, calibration_set, meta, stats["period"]).as_dict()
         version = self.context.store.save(net.state_dict(), meta)
         return {
             "version": version,
@@ -316,6 +320,31 @@ class TimeSeriesLabelsModel(ControlModel):
         }
         return sequences, targets, stats
 
+    def _with_held_out(
+        self,
+        val_set: tuple[list[np.ndarray], list[np.ndarray]],
+        tasks: Sequence[AnnotatedTask],
+        meta: dict[str, Any],
+        instant_labels: list[int],
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The early-stop part pooled with `tasks` (never trained on) as net inputs and training targets, for
+        the calibration; a task that cannot be read or has other channels is left out."""
+        inputs, targets = list(val_set[0]), list(val_set[1])
+        for task in tasks:
+            try:
+                series = self.load_series({"id": task.task_id, "data": task.data})
+            except TaskError as exc:
+                logger.warning("calibration leaves out task %s: %s", task.task_id, exc)
+                continue
+            if list(series.channels) != meta["channels"]:
+                continue
+            found = regions_to_targets(
+                task.regions, series.times, self.labels, self.spec.axis, self.tag.lower()
+            )
+            inputs.append(model_input(series.values, np.asarray(meta["mean"]), np.asarray(meta["std"])))
+            targets.append(self._training_targets(found.targets, meta["mode"], instant_labels))
+        return inputs, targets
+
     def _calibration(
         self, net: SequenceNet, val_set: tuple[list[np.ndarray], list[np.ndarray]], meta: dict, period: float
     ) -> Calibration:
@@ -375,9 +404,10 @@ class TimeSeriesLabelsModel(ControlModel):
         calibration = Calibration.from_meta(meta)
         runner = self._onnx_twin(net) if len(values) >= MIN_SAMPLES else None
         logits = predict_logits(net, values, int(meta["sequence_size"]), runner=runner)
-        probs = calibration.scale(probabilities(logits, meta["mode"]), exclusive)
-        segments = self.decode(probs, meta, sample_period(series.times))
-        label_probs = probs[:, 1:] if exclusive else probs
+        probs = probabilities(logits, meta["mode"])
+        segments = self.decode(probs, meta, sample_period(series.times))  # calibration changes scores only
+        scaled = calibration.scale(probs, exclusive)
+        label_probs = scaled[:, 1:] if exclusive else scaled
         return [
             self.region(
                 segment_value(s, series.times, meta["labels"], self.spec.axis, self.tag.lower()),

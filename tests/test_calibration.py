@@ -1,4 +1,4 @@
-"""Scores that mean something: the temperature, the region map from held-out regions to P(right), the
+"""Scores that mean something: a saved temperature, the region map from held-out regions to P(right), the
 fallback when held-out regions are too few, and the task score."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from utils.temporal.calibration import (
     MIN_REGIONS,
     Calibration,
     fit_calibration,
-    fit_temperature,
     is_right,
     scale_probabilities,
     task_score,
@@ -19,18 +18,7 @@ from utils.temporal.calibration import (
 from utils.temporal.decoder import Segment, decode_multilabel
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def test_temperature_undoes_overconfident_logits() -> None:
-    rng = np.random.default_rng(0)
-    logits = rng.normal(0, 4, size=(20000, 2))
-    truth = (rng.random(logits.shape) < sigmoid(logits / 2.5)).astype(np.float32)  # true T is 2.5
-    assert fit_temperature(sigmoid(logits), truth, exclusive=False) == pytest.approx(2.5, rel=0.1)
-
-
-def test_exclusive_scaling_divides_the_logits() -> None:
+def test_a_saved_temperature_still_divides_the_logits_of_exclusive_classes() -> None:
     logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
     softmax = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     expected = np.exp(logits / 2) / np.exp(logits / 2).sum(1, keepdims=True)
@@ -76,9 +64,8 @@ def test_region_scores_fitted_on_held_out_regions_match_how_often_regions_are_ri
     probs, truth = held_out(np.random.default_rng(2), 30)  # fresh data from the same source
     scores, right = [], []
     for p, t in zip(probs, truth, strict=True):
-        scaled = calibration.scale(p, exclusive=False)
-        for segment in decode(scaled):
-            scores.append(calibration.region_score(segment, scaled))
+        for segment in decode(p):
+            scores.append(calibration.region_score(segment, p))
             right.append(is_right(segment, true_segments(t)))
     scores, right = np.array(scores), np.array(right)
     assert 0.0 < right.mean() < 1.0

@@ -115,11 +115,13 @@ def test_trainable_model_learns_spliced_videos_and_predicts_held_out_ones(tmp_pa
     trainer, predictor = create(config, ctx), create(config, ctx)
     assert predictor.predict_regions(tasks[6]) == []  # nothing trained yet: empty, no error
 
-    metrics = trainer.fit([annotated(t) for t in tasks[:4]])
+    metrics = trainer.fit([annotated(t) for t in tasks[:4]], calibrate_on=[annotated(tasks[5])])
     assert metrics["tasks"] == 4 and not metrics["warm_start"]
     meta = ctx.store.load()[1]
     assert meta["task_ids"] == [1, 2, 3, 4] and meta["labels"] == labels
-    assert meta["calibration"]["temperature"] > 0  # fitted on the held-out frames of the training
+    # fitted on the held-out frames of the training and on the task kept out of it, whose regions it counts
+    assert meta["calibration"]["temperature"] > 0
+    assert meta["calibration"]["held_out_regions"] > len(predictor.predict_regions(tasks[5])) > 0
 
     f1s = []
     for task in tasks[6:]:

@@ -104,6 +104,27 @@ def test_fit_then_predict_gives_valid_segments_in_time_units(settings: Settings,
         assert r["value"]["timeserieslabels"][0] in model.labels
         assert 0.0 <= r["score"] <= 1.0
 
+    # the calibration changes the scores, never the regions: a much softer temperature keeps every region
+    state, meta = model.context.store.load()
+    model.context.store.save(state, {**meta, "calibration": {**meta["calibration"], "temperature": 5.0}})
+    softer = model.predict_regions({"id": 7, "data": task.data})
+    assert [r["value"] for r in softer] == [r["value"] for r in regions]
+    assert [r["score"] for r in softer] != [r["score"] for r in regions]
+
+
+def test_the_calibration_pools_tasks_kept_out_of_training_with_the_early_stop_part(
+    settings: Settings, data_root: Path
+) -> None:
+    tasks = basicmotions_tasks(data_root, "basicmotions_train")
+    alone = make_model(BASIC_CONFIG, settings, data_root, name="alone")
+    alone.fit(tasks[:2])
+    pooled = make_model(BASIC_CONFIG, settings, data_root, name="pooled")
+    pooled.fit(tasks[:2], calibrate_on=tasks[2:])
+    metas = [alone.context.store.load_meta(), pooled.context.store.load_meta()]
+    # the same training (same seed) scores the regions of two more whole recordings, ~10 episodes each
+    assert metas[1]["calibration"]["held_out_regions"] >= metas[0]["calibration"]["held_out_regions"] + 10
+    assert metas[0]["metrics"]["best"] == metas[1]["metrics"]["best"]
+
 
 def test_a_second_instance_reloads_the_version_another_worker_saved(
     settings: Settings, data_root: Path

@@ -100,7 +100,7 @@ def test_failed_training_is_counted_and_previous_model_keeps_serving(settings, m
     backend.jobs.wait_idle("1")
     version = backend.model_version("1", VIDEO_CONFIG)
 
-    def explode(self, tasks, warm_start=True):
+    def explode(self, tasks, **options):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(RecordingTimelineModel, "fit", explode)
