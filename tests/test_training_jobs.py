@@ -68,8 +68,8 @@ def test_start_training_retrains_from_scratch_and_annotations_fine_tune(settings
 def test_a_fine_tuning_that_asks_for_a_full_retrain_is_followed_by_one(settings, monkeypatch) -> None:
     fit = RecordingTimelineModel.fit
 
-    def outgrown(self, tasks, warm_start=True):  # as a time series model whose data outgrew its last one
-        return {**fit(self, tasks, warm_start), "full_retrain_due": warm_start}
+    def outgrown(self, tasks, warm_start=True, **options):  # as a time series model that outgrew its last one
+        return {**fit(self, tasks, warm_start, **options), "full_retrain_due": warm_start}
 
     monkeypatch.setattr(RecordingTimelineModel, "fit", outgrown)
     app = make_app(settings)
