@@ -66,6 +66,14 @@ def test_gate_accepts_only_what_beats_the_baseline_and_is_not_worse_than_serving
     assert judge(None, None, 0.05, [1]).accepted  # nothing labelled to score on
 
 
+def test_gate_does_not_reject_on_one_task_against_the_serving_version() -> None:
+    noisy = judge(0.7, 0.5, 0.05, [4], Comparison([4], 0.69, 0.77))
+    assert noisy.accepted and "one task is too few to reject on" in noisy.reason
+    assert not judge(
+        0.4, 0.5, 0.05, [4], Comparison([4], 0.4, 0.77)
+    ).accepted  # the baseline check still holds
+
+
 def test_gate_does_not_compare_on_tasks_the_serving_version_trained_on() -> None:
     unfair = judge(0.8, 0.5, 0.05, [3], Comparison([], None, None))
     assert unfair.accepted and "not compared" in unfair.reason
