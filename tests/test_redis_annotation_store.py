@@ -26,6 +26,16 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
+@pytest.fixture()
+def store(redis_server: RedisServer, tmp_path: Path) -> RedisAnnotationStore:
+    made = make_annotation_store(redis_server.url, tmp_path / "projects")
+    assert isinstance(made, RedisAnnotationStore)  # REDIS_URL set: the Redis engine's store
+    return made
+
+
+TASK = {"id": 7, "data": {}}
+
+
 def annotation(annotation_id: int, label: str, updated_at: str) -> dict[str, Any]:
     result = [{"type": "timelinelabels", "value": {"timelinelabels": [label]}}]
     return {"id": annotation_id, "task": 7, "result": result, "updated_at": updated_at}
@@ -44,10 +54,8 @@ def spooled_files(root: Path) -> list[Path]:
 
 
 def test_annotations_live_in_redis_and_read_back_as_label_studio_tasks(
-    redis_server: RedisServer, tmp_path: Path
+    store: RedisAnnotationStore, tmp_path: Path
 ) -> None:
-    store = make_annotation_store(redis_server.url, tmp_path / "projects")
-    assert isinstance(store, RedisAnnotationStore)
     store.upsert("1", annotation(1, "Ball", "2026-01-01T10:00:00Z"), {"id": 7, "data": {"video": "/v.mp4"}})
     store.upsert("1", annotation(2, "Goal", "2026-01-01T10:00:01Z"), {"id": 7, "data": {"video": "/v.mp4"}})
     store.upsert("2", annotation(3, "Ball", "2026-01-01T10:00:02Z"), {"id": 9, "data": {"video": "/w.mp4"}})
@@ -59,32 +67,28 @@ def test_annotations_live_in_redis_and_read_back_as_label_studio_tasks(
 
 
 def test_an_older_update_never_replaces_a_newer_one_and_a_deletion_is_final(
-    redis_server: RedisServer, tmp_path: Path
+    store: RedisAnnotationStore,
 ) -> None:
-    store = make_annotation_store(redis_server.url, tmp_path / "projects")
-    task = {"id": 7, "data": {}}
-    store.upsert("1", annotation(1, "Goal", "2026-01-01T10:00:05Z"), task)
-    store.upsert("1", annotation(1, "Ball", "2026-01-01T10:00:01Z"), task)  # delivered late
+    store.upsert("1", annotation(1, "Goal", "2026-01-01T10:00:05Z"), TASK)
+    store.upsert("1", annotation(1, "Ball", "2026-01-01T10:00:01Z"), TASK)  # delivered late
     assert labels(store) == {1: "Goal"}
-    store.upsert("1", annotation(1, "Miss", "2026-01-01T10:00:09Z"), task)
+    store.upsert("1", annotation(1, "Miss", "2026-01-01T10:00:09Z"), TASK)
     assert labels(store) == {1: "Miss"}
 
     store.delete("1", [1])
-    store.upsert("1", annotation(1, "Goal", "2026-01-01T10:00:10Z"), task)  # an update delivered after it
+    store.upsert("1", annotation(1, "Goal", "2026-01-01T10:00:10Z"), TASK)  # an update delivered after it
     assert store.tasks("1") == []
 
 
 def test_what_arrives_while_redis_is_down_is_spooled_and_moved_in_by_the_next_read(
-    redis_server: RedisServer, tmp_path: Path
+    store: RedisAnnotationStore, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    store = make_annotation_store(redis_server.url, tmp_path / "projects")
-    task = {"id": 7, "data": {}}
-    store.upsert("1", annotation(1, "Ball", "2026-01-01T10:00:00Z"), task)
-    store.upsert("1", annotation(2, "Ball", "2026-01-01T10:00:00Z"), task)
+    store.upsert("1", annotation(1, "Ball", "2026-01-01T10:00:00Z"), TASK)
+    store.upsert("1", annotation(2, "Ball", "2026-01-01T10:00:00Z"), TASK)
 
     redis_server.stop()
-    store.upsert("1", annotation(2, "Goal", "2026-01-01T10:00:03Z"), task)  # an update
-    store.upsert("1", annotation(3, "Miss", "2026-01-01T10:00:04Z"), task)  # a new one
+    store.upsert("1", annotation(2, "Goal", "2026-01-01T10:00:03Z"), TASK)  # an update
+    store.upsert("1", annotation(3, "Miss", "2026-01-01T10:00:04Z"), TASK)  # a new one
     store.delete("1", [1])
     assert len(spooled_files(tmp_path)) == 3
 
