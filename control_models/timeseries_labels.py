@@ -45,6 +45,7 @@ from utils.temporal.decoder import (
     decode_exclusive,
     decode_multilabel,
 )
+from utils.temporal.onnx_graphs import OnnxUnavailable
 from utils.temporal.sequence_net import (
     SequenceNet,
     SequenceNetConfig,
@@ -53,7 +54,7 @@ from utils.temporal.sequence_net import (
     probabilities,
 )
 from utils.temporal.sequence_net import fit as fit_net
-from utils.temporal.sequence_onnx import MIN_SAMPLES, OnnxSequenceNet, OnnxUnavailable, load_checked
+from utils.temporal.sequence_onnx import MIN_SAMPLES, OnnxSequenceNet, load_checked
 from utils.temporal.training import carry_standardization, copy_state, holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import regions_to_targets, sample_period, segment_value

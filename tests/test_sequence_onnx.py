@@ -10,8 +10,9 @@ from torch import nn
 
 from utils.service.settings import Settings
 from utils.temporal import sequence_net, sequence_onnx
+from utils.temporal.onnx_graphs import OnnxUnavailable
 from utils.temporal.sequence_net import PREDICT_WINDOW_FACTOR, SequenceNet, SequenceNetConfig, predict_logits
-from utils.temporal.sequence_onnx import OnnxUnavailable, TwoPassGroupNorm, load_checked
+from utils.temporal.sequence_onnx import TwoPassGroupNorm, load_checked
 
 
 def trained_like_net(in_channels: int = 4, hidden: int = 8) -> SequenceNet:

@@ -16,7 +16,6 @@ import copy
 import io
 import logging
 import math
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,20 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.temporal.onnx_graphs import OnnxUnavailable, export_graph, single_thread_session
 from utils.temporal.sequence_net import DOWNSAMPLE, CoarseRateMerge, SequenceNet
 
 logger = logging.getLogger(__name__)
 
-OPSET = 17
 # series from this many samples on are worth the export (about half a CPU-second, once per trained net)
 MIN_SAMPLES = 2**17
 TOLERANCE = (
     1e-4  # largest logit difference from PyTorch, relative to the logits' largest magnitude (at least 1)
 )
-
-
-class OnnxUnavailable(RuntimeError):
-    """ONNX Runtime cannot run this net here; PyTorch predicts instead."""
 
 
 class TwoPassGroupNorm(nn.Module):
@@ -98,20 +93,7 @@ class OnnxSequenceNet:
     bounds the threads of all requests together."""
 
     def __init__(self, graph: bytes, threads: int):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for bad graphs
-            raise OnnxUnavailable(f"onnxruntime cannot load the sequence graph: {exc}") from exc
+        self.session = single_thread_session(graph, "the sequence graph")
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="onnx-sequence")
 
     def run(self, windows: np.ndarray) -> np.ndarray:
@@ -135,18 +117,14 @@ def export(net: SequenceNet) -> bytes:
     """The ONNX graph of `PredictionGraph(net)`, batch and length free."""
     sample = torch.zeros(2, 16 * DOWNSAMPLE, net.stem[0].in_channels)
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-        torch.onnx.export(
-            PredictionGraph(net),
-            (sample,),
-            buffer,
-            input_names=["windows"],
-            output_names=["logits"],
-            dynamic_axes={"windows": {0: "batch", 1: "time"}, "logits": {0: "batch", 1: "time"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+    export_graph(
+        PredictionGraph(net),
+        sample,
+        buffer,
+        inputs=["windows"],
+        outputs=["logits"],
+        dynamic_axes={"windows": {0: "batch", 1: "time"}, "logits": {0: "batch", 1: "time"}},
+    )
     return buffer.getvalue()
 
 

@@ -20,8 +20,9 @@ from PIL import Image
 
 from utils.service.errors import LabelConfigError
 from utils.service.files import file_inside
+from utils.temporal.onnx_graphs import OnnxUnavailable
 from utils.video.net_rewrites import with_input_divisor, without_chunks
-from utils.video.onnx_runtime import OnnxNet, OnnxUnavailable, export_path, load_checked
+from utils.video.onnx_runtime import OnnxNet, export_path, load_checked
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,16 +20,12 @@ import numpy as np
 import torch
 
 from utils.service.files import write_atomic
+from utils.temporal.onnx_graphs import OnnxUnavailable, export_graph, single_thread_session
 
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "uint8-nhwc-rgb-features-probs-opset17-v2"  # v2: net_rewrites
-OPSET = 17
 TOLERANCE = 1e-4  # largest feature difference from PyTorch, relative to the features' largest magnitude
-
-
-class OnnxUnavailable(RuntimeError):
-    """ONNX Runtime cannot serve this network here; PyTorch serves it instead."""
 
 
 def export_path(directory: Path, encoder_id: str) -> Path:
@@ -47,20 +42,7 @@ class OnnxNet:
     process takes a core for a while, and bounds the threads of all requests together."""
 
     def __init__(self, path: Path, threads: int):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # a run stays on its calling thread; `stream` runs `threads` at once
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for bad graphs
-            raise OnnxUnavailable(f"onnxruntime cannot load {path.name}: {exc}") from exc
+        self.session = single_thread_session(path, path.name)
         self.input_name = self.session.get_inputs()[0].name
         self.path = path
         self.threads = threads
@@ -92,18 +74,14 @@ def export(net: torch.nn.Module, sample: torch.Tensor, target: Path) -> None:
     a file."""
 
     def write(tmp: Path) -> None:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-            torch.onnx.export(
-                net,
-                (sample,),
-                str(tmp),
-                input_names=["images"],
-                output_names=["features", "probs"],
-                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}, "probs": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
+        export_graph(
+            net,
+            sample,
+            tmp,
+            inputs=["images"],
+            outputs=["features", "probs"],
+            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}, "probs": {0: "batch"}},
+        )
 
     write_atomic(target, write)
 
