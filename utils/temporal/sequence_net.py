@@ -154,9 +154,10 @@ class CoarseRateMerge:
     def __init__(self, net: SequenceNet):
         merge = net.merge
         self.width = width = merge.out_channels
-        self.fine_weight, self.bias = merge.weight[:, :width], merge.bias
+        weight, self.bias = merge.weight.detach(), merge.bias.detach()  # prediction only: no gradients
+        self.fine_weight = weight[:, :width]
         # projection output channel h*3+k: tap k (offset k-1) of the merge for output channel h
-        self.project = merge.weight[:, width:].permute(0, 2, 1).reshape(3 * width, -1, 1).contiguous()
+        self.project = weight[:, width:].permute(0, 2, 1).reshape(3 * width, -1, 1).contiguous()
         upsampling = _upsampling_weights()
         phases = torch.stack([upsampling[r : r + 3] for r in range(DOWNSAMPLE)])  # (phase r, tap k, coarse t)
         self.phases = phases.float().repeat(width, 1, 1)  # (4H, 3, 3): group h = output channel h

@@ -55,34 +55,20 @@ class TwoPassGroupNorm(nn.Module):
 
 class PredictionGraph(nn.Module):
     """Windows (B, T, C), T a multiple of DOWNSAMPLE -> logits (B, T, outputs): `predict_logits`'s stages
-    of one stack of windows, in operators ONNX knows (the coarse-rate merge without in-place edits)."""
+    of one stack of windows (the same `CoarseRateMerge`), in operators ONNX knows."""
 
     def __init__(self, net: SequenceNet):
         super().__init__()
         self.net = copy.deepcopy(net).eval()
         for block in self.net.blocks:
             block.norm = TwoPassGroupNorm(block.norm)
-        merge = CoarseRateMerge(self.net)
-        self.width = merge.width
-        for name in ("fine_weight", "bias", "project", "phases"):
-            self.register_buffer(name, getattr(merge, name).detach().clone())
+        self.merge = CoarseRateMerge(self.net)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         net = self.net
         fine = net.stem(windows.transpose(1, 2))  # (B, H, T)
-        context = net.context(net.coarse(fine))  # (B, 2H, T/4)
-        projected = F.conv1d(context, self.project)  # (B, 3H, T/4)
-        phased = F.conv1d(F.pad(projected, (1, 1), mode="replicate"), self.phases, groups=self.width)
-        batch, _, steps = phased.shape
-        merged = (
-            phased.view(batch, self.width, DOWNSAMPLE, steps).transpose(2, 3).reshape(batch, self.width, -1)
-        )
-        first = (
-            merged[:, :, :1] - projected[:, 0::3, :1]
-        )  # zero padding of the context, as in CoarseRateMerge
-        last = merged[:, :, -1:] - projected[:, 2::3, -1:]
-        merged = torch.cat([first, merged[:, :, 1:-1], last], dim=2)
-        merged = merged + F.conv1d(fine, self.fine_weight, self.bias, padding=1)
+        merged = self.merge(fine, net.context(net.coarse(fine)))
+        # not `net.logits`: its cut to the input length would be traced as the sample's constant length
         return net.head(net.drop(F.gelu(merged))).transpose(1, 2)
 
 
