@@ -349,7 +349,7 @@ class TimeSeriesLabelsModel(ControlModel):
     def _calibration(
         self, net: SequenceNet, val_set: tuple[list[np.ndarray], list[np.ndarray]], meta: dict, period: float
     ) -> Calibration:
-        """Temperature and region map fitted on the held-out sequences (see `utils.temporal.calibration`)."""
+        """The region map fitted on the held-out sequences (see `utils.temporal.calibration`)."""
         exclusive = meta["mode"] == "exclusive"
         truth = [np.eye(len(self.labels) + 1)[t][:, 1:] if exclusive else t for t in val_set[1]]
         return fit_calibration(
