@@ -57,7 +57,7 @@ from utils.temporal.sequence_net import fit as fit_net
 from utils.temporal.sequence_onnx import MIN_SAMPLES, OnnxSequenceNet, load_checked
 from utils.temporal.training import carry_standardization, copy_state, holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
-from utils.timeseries.regions import regions_to_targets, sample_period, segment_value
+from utils.timeseries.regions import RegionTargets, regions_to_targets, sample_period, segment_value
 from utils.timeseries.series_cache import SeriesCache
 
 logger = logging.getLogger(__name__)
@@ -285,12 +285,11 @@ class TimeSeriesLabelsModel(ControlModel):
         channels: tuple[str, ...] | None = None
         skipped = 0
         for task in tasks:
-            try:
-                series = self.load_series({"id": task.task_id, "data": task.data})
-            except TaskError as exc:
-                logger.warning("training skips task %s: %s", task.task_id, exc)
+            read = self._annotated_series(task, "training")
+            if read is None:
                 skipped += 1
                 continue
+            series, found = read
             if channels is not None and series.channels != channels:
                 logger.warning(
                     "training skips task %s: channels %s differ from %s",
@@ -301,9 +300,6 @@ class TimeSeriesLabelsModel(ControlModel):
                 skipped += 1
                 continue
             channels = series.channels
-            found = regions_to_targets(
-                task.regions, series.times, self.labels, self.spec.axis, self.tag.lower()
-            )
             for label, values in found.range_lengths.items():
                 lengths[label].extend(values)
             for label, count in found.instants.items():
@@ -321,6 +317,16 @@ class TimeSeriesLabelsModel(ControlModel):
         }
         return sequences, targets, stats
 
+    def _annotated_series(self, task: AnnotatedTask, purpose: str) -> tuple[Series, RegionTargets] | None:
+        """A task's series and the targets its regions give, or None (logged) when it cannot be read."""
+        try:
+            series = self.load_series({"id": task.task_id, "data": task.data})
+        except TaskError as exc:
+            logger.warning("%s skips task %s: %s", purpose, task.task_id, exc)
+            return None
+        found = regions_to_targets(task.regions, series.times, self.labels, self.spec.axis, self.tag.lower())
+        return series, found
+
     def _with_held_out(
         self,
         val_set: tuple[list[np.ndarray], list[np.ndarray]],
@@ -332,16 +338,10 @@ class TimeSeriesLabelsModel(ControlModel):
         the calibration; a task that cannot be read or has other channels is left out."""
         inputs, targets = list(val_set[0]), list(val_set[1])
         for task in tasks:
-            try:
-                series = self.load_series({"id": task.task_id, "data": task.data})
-            except TaskError as exc:
-                logger.warning("calibration leaves out task %s: %s", task.task_id, exc)
+            read = self._annotated_series(task, "calibration")
+            if read is None or list(read[0].channels) != meta["channels"]:
                 continue
-            if list(series.channels) != meta["channels"]:
-                continue
-            found = regions_to_targets(
-                task.regions, series.times, self.labels, self.spec.axis, self.tag.lower()
-            )
+            series, found = read
             inputs.append(model_input(series.values, np.asarray(meta["mean"]), np.asarray(meta["std"])))
             targets.append(self._training_targets(found.targets, meta["mode"], instant_labels))
         return inputs, targets
