@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.video.encoder import crop_batch
+from utils.video.centre_crop import crop_batch
 
 
 def reference_crop(frame_bgr: np.ndarray, size: int) -> np.ndarray:
@@ -35,6 +35,10 @@ def reference_crop(frame_bgr: np.ndarray, size: int) -> np.ndarray:
         (224, 224),
         (100, 150),
         (97, 331),
+        (57, 91),  # upscaled
+        (223, 225),
+        (720, 1280),
+        (1081, 1079),
     ],
 )
 def test_crops_equal_the_single_resize_reference_bit_for_bit(height: int, width: int):

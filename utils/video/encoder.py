@@ -1,7 +1,7 @@
 """Frame features and class probabilities from an Ultralytics YOLO classification checkpoint, in one pass.
 
 Preprocessing reproduces Ultralytics' classification predictor exactly (PIL bilinear antialiased resize of
-the short side, centre crop, RGB, /255) without importing torchvision, and runs batched under
+the short side, centre crop, RGB, /255; see `centre_crop`) without importing torchvision, and runs batched under
 `inference_mode` with `channels_last` (or on ONNX Runtime, see `onnx_runtime`): several times faster than
 `predict(stream=True)` one frame at a time.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from utils.service.errors import LabelConfigError
 from utils.service.files import file_inside
 from utils.temporal.onnx_graphs import OnnxUnavailable
+from utils.video.centre_crop import crop_batch, warm_up
 from utils.video.net_rewrites import with_input_divisor, without_chunks
 from utils.video.onnx_runtime import OnnxNet, export_path, load_checked
 
@@ -111,40 +111,6 @@ def _checkpoint_imgsz(args: object) -> int:
     return int(imgsz or 224)
 
 
-def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(w, h) after resizing the short side to `short_side`, rounded as torchvision's Resize(int) does."""
-    if width <= height:
-        return short_side, int(short_side * height / width)
-    return int(short_side * width / height), short_side
-
-
-def crop_batch(frames_bgr: list[np.ndarray], size: int) -> np.ndarray:
-    """(B, size, size, 3) uint8 RGB crops, pixel for pixel Ultralytics' classify transforms before /255.
-
-    PIL resizes in two separable passes, horizontal then vertical, rounding to uint8 in between; running
-    them as two calls and cropping the columns between them gives the same pixels while the vertical pass
-    computes only the columns the centre crop keeps (a `box` would skip more, but PIL stores it as float32
-    and some pixels move by one level). Resizing works per channel, so the BGR frame is resized as it is
-    and only the crop is flipped to RGB.
-    """
-    batch = np.empty((len(frames_bgr), size, size, 3), dtype=np.uint8)
-    for i, frame in enumerate(frames_bgr):
-        image = Image.fromarray(frame)
-        width, height = image.size
-        w, h = resized_size(width, height, size)
-        top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-        if w != width:
-            image = image.resize((w, height), Image.BILINEAR)
-        image = image.crop((left, 0, left + size, height))
-        if h != height:
-            image = image.resize((size, h), Image.BILINEAR)
-        if h != size:
-            image = image.crop((0, top, size, top + size))
-        # Packed as BGR, the BGR pixels come out RGB, in one pass (a strided numpy flip costs 5x more).
-        batch[i] = np.frombuffer(image.tobytes("raw", "BGR"), np.uint8).reshape(size, size, 3)
-    return batch
-
-
 def preprocess(frames_bgr: list[np.ndarray], size: int) -> torch.Tensor:
     """(B, 3, size, size) float tensor in [0, 1], identical to Ultralytics' classify transforms."""
     return torch.from_numpy(crop_batch(frames_bgr, size)).permute(0, 3, 1, 2).float().div(255.0)
@@ -190,6 +156,7 @@ class YoloFrameEncoder:
             model.model[-1].to(memory_format=torch.channels_last),
         ).eval()
         self.encoder_id = f"{checkpoint.name}:{file_digest(checkpoint)[:16]}:imgsz{self.imgsz}"
+        warm_up()
         self.onnx: OnnxNet | None = None
         if onnx_dir is not None:
             probe = np.random.default_rng(0).integers(0, 256, (2, self.imgsz, self.imgsz, 3), dtype=np.uint8)
