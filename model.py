@@ -404,9 +404,9 @@ class TemporalBackend:
         return credentials is not None and credentials.usable
 
     def _pusher(self, project_id: str) -> PredictionPusher | None:
-        if not self._can_push(project_id):
+        credentials = self._credentials_for(project_id)  # read once: /setup may change them meanwhile
+        if credentials is None or not credentials.usable:
             return None
-        credentials = self._credentials_for(project_id)
         return PredictionPusher(credentials, self.settings.push_attempts, self.settings.push_backoff_s)
 
     def _answer(

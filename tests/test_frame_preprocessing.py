@@ -52,3 +52,10 @@ def test_crops_equal_the_single_resize_reference_bit_for_bit(height: int, width:
     assert got.shape == (2, 224, 224, 3) and got.dtype == np.uint8
     for crop, frame in zip(got, frames, strict=True):
         np.testing.assert_array_equal(crop, reference_crop(frame, 224))
+
+
+def test_a_strided_view_of_a_frame_crops_like_its_copy():
+    frame = np.random.default_rng(7).integers(0, 256, (400, 700, 3), dtype=np.uint8)
+    view = frame[20:380:1, 10:690]  # rows and columns of a bigger buffer: not contiguous
+    assert not view.flags.c_contiguous
+    np.testing.assert_array_equal(crop_batch([view], 224)[0], reference_crop(view.copy(), 224))
