@@ -399,13 +399,17 @@ class TemporalBackend:
         return outcome
 
     # --- the labeling loop: predictions pushed to Label Studio ---------------------------------
-    def _can_push(self, project_id: str) -> bool:
+    def _push_credentials(self, project_id: str) -> LabelStudioCredentials | None:
+        """The credentials predictions are pushed with, when they are complete."""
         credentials = self._credentials_for(project_id)
-        return credentials is not None and credentials.usable
+        return credentials if credentials is not None and credentials.usable else None
+
+    def _can_push(self, project_id: str) -> bool:
+        return self._push_credentials(project_id) is not None
 
     def _pusher(self, project_id: str) -> PredictionPusher | None:
-        credentials = self._credentials_for(project_id)  # read once: /setup may change them meanwhile
-        if credentials is None or not credentials.usable:
+        credentials = self._push_credentials(project_id)  # read once: /setup may change them meanwhile
+        if credentials is None:
             return None
         return PredictionPusher(credentials, self.settings.push_attempts, self.settings.push_backoff_s)
 
