@@ -4,8 +4,8 @@ held-out subjects, to choose what a region's score is made of (`utils.temporal.c
 Same folds, tasks and training as `bench_calibration` (the service's `training_gate.train_control`). The
 served model decodes each test task as the service does; every decoded region gets features from its
 label's per-step probabilities over the region, under several views of the same task:
-- the served probabilities: mean (the score before calibration), minimum, margin of the label's mean over
-  the second label's;
+- the served probabilities: mean (the score before calibration), minimum, margin between the two highest
+  label means over the region, length;
 - disagreement of views that cost extra passes at predict time: `--passes` forward passes with dropout on
   (MC dropout, the whole task as one window), prediction windows shifted by a half, one and one and a half
   training windows, the task resampled 15% shorter and longer (the time warp the net was trained with), and
