@@ -43,6 +43,7 @@ from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
 from utils.temporal.calibration import task_score
+from utils.temporal.evaluation import GateRule
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class TemporalBackend:
 
     def __init__(self, settings: Settings, control_classes: list[type[ControlModel]] | None = None):
         self.settings = settings
+        self._gate_rule = GateRule(settings.gate_tolerance, settings.gate_min_tasks_to_reject)
         torch.set_num_threads(settings.torch_threads)
         self.store = ModelStore(settings.model_dir, keep_versions=settings.model_versions_kept)
         projects_root = settings.model_dir / "projects"
@@ -374,7 +376,7 @@ class TemporalBackend:
             try:
                 torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
                 metrics[model.from_name] = train_control(
-                    project_id, model, examples, self.settings.gate_tolerance, warm_start
+                    project_id, model, examples, self._gate_rule, warm_start
                 )
             except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
                 logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)

@@ -18,6 +18,7 @@ from utils.temporal.data_checks import TrainingSetCheck
 from utils.temporal.data_checks import task_problem as steps_problem
 from utils.temporal.evaluation import (
     Comparison,
+    GateRule,
     Verdict,
     constant_baseline_f1,
     held_out_task_ids,
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 def train_control(
-    project_id: str, model: ControlModel, examples: list[AnnotatedTask], tolerance: float, warm_start: bool
+    project_id: str, model: ControlModel, examples: list[AnnotatedTask], rule: GateRule, warm_start: bool
 ) -> dict:
     """Check the data, fit a candidate on the tasks not held out (fine-tuning the serving model when
     `warm_start` and it fits), gate it, and promote it if accepted."""
@@ -49,7 +50,7 @@ def train_control(
     if candidate is None:
         return result  # nothing to learn ({"skipped": ...})
     # models without `task_steps` have nothing to score on: their candidates serve ungated
-    verdict = gate(model, candidate, checked, held_out, tolerance) if checked.targets_of else None
+    verdict = gate(model, candidate, checked, held_out, rule) if checked.targets_of else None
     accepted = verdict is None or verdict.accepted
     training = {k: v for k, v in result.items() if k != "version"}
     store.record(
@@ -78,7 +79,7 @@ def train_control(
 
 
 def gate(
-    model: ControlModel, candidate: str, checked: CheckedData, held_out: set[int], tolerance: float
+    model: ControlModel, candidate: str, checked: CheckedData, held_out: set[int], rule: GateRule
 ) -> Verdict:
     """Score the candidate on the held-out tasks (with too few tasks to hold any out, on the training
     tasks) against the constant baseline, and against the serving version on those of the tasks that the
@@ -112,7 +113,7 @@ def gate(
     return judge(
         candidate_f1=pooled_f1(by_candidate, list(truth)),
         baseline_f1=constant_baseline_f1(np.concatenate(list(truth.values()))),
-        tolerance=tolerance,
+        rule=rule,
         held_out_tasks=sorted(held_out),
         versus_serving=comparison,
     )

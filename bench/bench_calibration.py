@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from bench.chunked_tasks import Dataset, SeriesSet, TaskResult, VideoSet  # noqa: E402
 from control_models.base import ControlModel  # noqa: E402
 from training_gate import train_control  # noqa: E402
+from utils.temporal.evaluation import GateRule  # noqa: E402
 
 # (training recordings, test recordings) per fold; test recordings are cut into tasks of `CHUNK` steps
 FOLDS = {
@@ -134,7 +135,9 @@ def run_dataset(name: str, data: Dataset, epochs: int | None, tmp: Path) -> tupl
             model = with_epochs(model, epochs)
         tasks = [data.task(i, *c) for i, c in enumerate(data.chunks(train, TRAIN_CHUNK[name]), start=1)]
         started = time.perf_counter()
-        summary = train_control(f"{name}-{fold}", model, tasks, tolerance=1.0, warm_start=False)
+        summary = train_control(
+            f"{name}-{fold}", model, tasks, rule=GateRule(tolerance=1.0), warm_start=False
+        )
         fit_s = time.perf_counter() - started
         if not summary.get("serving"):  # the first model must beat a constant baseline; measure it anyway
             print(f"  {name} fold {fold}: the gate refused the model ({summary.get('rejected')})")

@@ -40,6 +40,7 @@ from control_models.timeseries_labels import model_input  # noqa: E402
 from training_gate import train_control  # noqa: E402
 from utils.temporal.calibration import is_right, true_segments  # noqa: E402
 from utils.temporal.decoder import Segment  # noqa: E402
+from utils.temporal.evaluation import GateRule  # noqa: E402
 from utils.temporal.sequence_net import SequenceNet, predict_logits, probabilities  # noqa: E402
 from utils.timeseries.regions import sample_period  # noqa: E402
 
@@ -50,7 +51,7 @@ def trained_model(data: SeriesSet, project: str, tasks: list, epochs: int, tmp: 
     model = data.model(tmp, project)
     if epochs:
         model = with_epochs(model, epochs)
-    summary = train_control(project, model, tasks, tolerance=1.0, warm_start=False)
+    summary = train_control(project, model, tasks, rule=GateRule(tolerance=1.0), warm_start=False)
     if not summary.get("serving"):  # the first model must beat a constant baseline; measure it anyway
         model.context.store.promote(summary["version"])
     return model

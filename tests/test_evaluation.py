@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from utils.temporal.data_checks import TrainingSetCheck, task_problem
-from utils.temporal.evaluation import Comparison, constant_baseline_f1, held_out_task_ids, judge, macro_f1
+from utils.temporal.evaluation import (
+    Comparison,
+    GateRule,
+    constant_baseline_f1,
+    held_out_task_ids,
+    judge,
+    macro_f1,
+)
+
+RULE = GateRule(tolerance=0.05, min_tasks_to_reject=2)
 
 
 def steps(*columns: str) -> np.ndarray:
@@ -56,26 +65,26 @@ def test_a_task_showing_a_rare_label_is_never_held_out_of_training() -> None:
 
 
 def test_gate_accepts_only_what_beats_the_baseline_and_is_not_worse_than_serving() -> None:
-    assert judge(0.8, 0.5, 0.05, [1]).accepted
-    first = judge(0.5, 0.5, 0.05, [1])
+    assert judge(0.8, 0.5, RULE, [1]).accepted
+    first = judge(0.5, 0.5, RULE, [1])
     assert not first.accepted and "constant baseline" in first.reason
-    assert judge(0.8, 0.5, 0.05, [1], Comparison([1], 0.76, 0.8)).accepted  # within the tolerance
-    worse = judge(0.8, 0.5, 0.05, [], Comparison([1, 2], 0.7, 0.8))
+    assert judge(0.8, 0.5, RULE, [1], Comparison([1], 0.76, 0.8)).accepted  # within the tolerance
+    worse = judge(0.8, 0.5, RULE, [], Comparison([1, 2], 0.7, 0.8))
     assert not worse.accepted and "serving version" in worse.reason and worse.scored_on == "training tasks"
     assert worse.compared_tasks == [1, 2] and worse.serving_f1 == 0.8
-    assert judge(None, None, 0.05, [1]).accepted  # nothing labelled to score on
+    assert judge(None, None, RULE, [1]).accepted  # nothing labelled to score on
 
 
 def test_gate_does_not_reject_on_one_task_against_the_serving_version() -> None:
-    noisy = judge(0.7, 0.5, 0.05, [4], Comparison([4], 0.69, 0.77))
-    assert noisy.accepted and "one task is too few to reject on" in noisy.reason
+    noisy = judge(0.7, 0.5, RULE, [4], Comparison([4], 0.69, 0.77))
+    assert noisy.accepted and "too few tasks to reject on (1, needs 2)" in noisy.reason
     assert not judge(
-        0.4, 0.5, 0.05, [4], Comparison([4], 0.4, 0.77)
+        0.4, 0.5, RULE, [4], Comparison([4], 0.4, 0.77)
     ).accepted  # the baseline check still holds
 
 
 def test_gate_does_not_compare_on_tasks_the_serving_version_trained_on() -> None:
-    unfair = judge(0.8, 0.5, 0.05, [3], Comparison([], None, None))
+    unfair = judge(0.8, 0.5, RULE, [3], Comparison([], None, None))
     assert unfair.accepted and "not compared" in unfair.reason
 
 
@@ -102,3 +111,11 @@ def test_training_set_checks_refuse_sets_that_cannot_give_a_sane_model() -> None
     assert "widths differ" in check(x + [np.ones((10, 3))], y + y, ["a", "b"], {"a"})
     huge = [np.full((10, 2), 3e38, dtype=np.float32)]  # finite values whose sums overflow float32
     assert "overflow float32" in check(huge, y, ["a", "b"], {"a"})
+
+
+def test_the_minimum_of_tasks_to_reject_on_is_the_rule_s() -> None:
+    strict = GateRule(tolerance=0.05, min_tasks_to_reject=1)
+    assert not judge(0.7, 0.5, strict, [4], Comparison([4], 0.69, 0.77)).accepted
+    lenient = GateRule(tolerance=0.05, min_tasks_to_reject=3)
+    noisy = judge(0.7, 0.5, lenient, [4, 5], Comparison([4, 5], 0.69, 0.77))
+    assert noisy.accepted and "(2, needs 3)" in noisy.reason

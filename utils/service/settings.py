@@ -125,6 +125,7 @@ class Settings:
     sequence_runtime: str = "auto"  # the same choice for predicting long time series
     model_versions_kept: int = 5
     gate_tolerance: float = 0.05
+    gate_min_tasks_to_reject: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +170,7 @@ class Settings:
             ),
             model_versions_kept=max(1, int(env.get("MODEL_VERSIONS_KEPT", "5"))),
             gate_tolerance=max(0.0, float(env.get("GATE_TOLERANCE", "0.05"))),
+            gate_min_tasks_to_reject=max(1, int(env.get("GATE_MIN_TASKS_TO_REJECT", "2"))),
         )
 
     @property

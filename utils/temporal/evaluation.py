@@ -16,10 +16,6 @@ import numpy as np
 
 HELD_OUT_FRACTION = 0.2
 HELD_OUT_MIN_TASKS = 5  # below this every task trains, and the gate scores on the training tasks
-# A comparison with the serving version on one task is noise (a full retrain scored 0.07 below the serving
-# model on one watch recording, and 0.17 above it on the others): it rejects only on at least this many tasks.
-# The constant-baseline check applies whatever the count.
-MIN_TASKS_TO_REJECT = 2
 MIN_TRAINING_TASKS_PER_LABEL = (
     2  # a task is held out only if each of its labels keeps this many training tasks
 )
@@ -95,15 +91,26 @@ class Verdict:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class GateRule:
+    """How much lower (macro-F1 points) than the serving version a candidate may score and still serve, and
+    on how many compared tasks at least a lower score rejects it. A comparison on one task is noise (a full
+    retrain scored 0.07 below the serving model on one watch recording, and 0.17 above it on the others);
+    the constant-baseline check applies whatever the count."""
+
+    tolerance: float = 0.05
+    min_tasks_to_reject: int = 2
+
+
 def judge(
     candidate_f1: float | None,
     baseline_f1: float | None,
-    tolerance: float,
+    rule: GateRule,
     held_out_tasks: list[int],
     versus_serving: Comparison | None = None,
 ) -> Verdict:
     """A candidate serves when it beats the constant baseline and, if a version serves, is not worse than
-    it by more than `tolerance` (macro-F1 points) on the tasks where both can be compared fairly."""
+    it by more than the rule's tolerance on the tasks where both can be compared fairly."""
     scored_on = "held-out tasks" if held_out_tasks else "training tasks"
     versus = versus_serving or Comparison([], None, None)
     comparable = versus.candidate_f1 is not None and versus.serving_f1 is not None
@@ -129,17 +136,21 @@ def judge(
             f"rejected: macro-F1 {candidate_f1 or 0.0:.3f} on the {scored_on} does not beat the constant baseline "
             f"({baseline_f1:.3f})",
         )
-    worse = comparable and versus.candidate_f1 < versus.serving_f1 - tolerance
-    if worse and len(versus.tasks) >= MIN_TASKS_TO_REJECT:
+    worse = comparable and versus.candidate_f1 < versus.serving_f1 - rule.tolerance
+    if worse and len(versus.tasks) >= rule.min_tasks_to_reject:
         return verdict(
             False,
             f"rejected: macro-F1 {versus.candidate_f1:.3f} on tasks {versus.tasks} is worse than the serving "
-            f"version's {versus.serving_f1:.3f} by more than the tolerance {tolerance:g}",
+            f"version's {versus.serving_f1:.3f} by more than the tolerance {rule.tolerance:g}",
         )
     if comparable:
         against = (
             f", serving version {versus.serving_f1:.3f} vs {versus.candidate_f1:.3f} on tasks {versus.tasks}"
-            + (f"; one task is too few to reject on (needs {MIN_TASKS_TO_REJECT})" if worse else "")
+            + (
+                f"; too few tasks to reject on ({len(versus.tasks)}, needs {rule.min_tasks_to_reject})"
+                if worse
+                else ""
+            )
         )
     elif versus_serving is not None:
         against = "; not compared with the serving version, which trained on these tasks"
