@@ -150,9 +150,9 @@ def test_retraining_fine_tunes_the_serving_model_unless_asked_or_the_labels_chan
     assert not model.fit(tasks, warm_start=False)["warm_start"]
     tripled_tasks = basicmotions_tasks(data_root, "basicmotions_train")[:3]
     tripled = model.fit(tripled_tasks)
-    # more than twice the data of the last full training: fine-tuned now, a full retrain asked to follow
+    # more than WARM_MAX_GROWTH times the data of the last full training: fine-tuned now, a full retrain asked
     assert tripled["warm_start"] and tripled["full_retrain_due"]
-    assert not model.fit(tripled_tasks).get("full_retrain_due")  # asked once per doubling of the data
+    assert not model.fit(tripled_tasks).get("full_retrain_due")  # asked once per growth of the data
     another_label = config.replace('<Label value="walking"/>', '<Label value="walking"/><Label value="x"/>')
     assert not make_model(another_label, settings, data_root).fit(tasks)["warm_start"]
 

@@ -37,6 +37,13 @@ def test_windows_per_epoch_follow_the_training_data_within_bounds() -> None:
     assert (epoch_windows(10**6, warm), epoch_windows(200, warm)) == (25, 10)
 
 
+def test_fine_tuning_takes_small_steps_and_keeps_its_starting_weights_unless_an_epoch_beats_them() -> None:
+    config = SequenceTrainConfig(learning_rate=2e-3)
+    warm = config.warm()
+    assert warm.keep_start and not config.keep_start
+    assert warm.learning_rate <= 0.25 * config.learning_rate
+
+
 def test_predict_logits_covers_any_length() -> None:
     torch.manual_seed(0)
     net = SequenceNet(SequenceNetConfig(in_channels=2, n_outputs=3, hidden_size=8))

@@ -71,6 +71,24 @@ def test_training_loop_keeps_the_best_epoch_and_stops_on_patience() -> None:
     assert float(net.weight.detach()) == states[1]  # the weights of the best held-out epoch are back
 
 
+def test_training_loop_with_keep_start_returns_the_starting_weights_when_no_epoch_beats_them() -> None:
+    net = nn.Linear(1, 1)
+    start = float(net.weight.detach())
+    held_out = iter([0.8, 0.5, 0.7, 0.6])  # before the first epoch, then epochs 1-3
+
+    def train_epoch() -> float:
+        with torch.no_grad():
+            net.weight.add_(1.0)
+        return 0.0
+
+    def evaluate() -> dict[str, float]:
+        return {"macro_f1": next(held_out), "accuracy": 0.0}
+
+    report = training_loop(net, TrainConfig(epochs=10, patience=3, keep_start=True), train_epoch, evaluate)
+    assert report["epochs"] == 3 and report["best"]["epoch"] == 0
+    assert float(net.weight.detach()) == start
+
+
 def test_warm_schedule_is_shorter_with_a_smaller_step_and_a_quick_plateau_stop() -> None:
     full = TrainConfig(epochs=60, patience=10, min_epochs=15, learning_rate=2e-3)
     warm = full.warm()

@@ -59,11 +59,12 @@ class SequenceTrainConfig(TrainConfig):
     time_warp: float = 0.15  # training windows are resampled from spans up to this fraction longer/shorter
     class_weights: bool = True
     average_top: int = 5
+    warm_learning_rate_scale: float = 0.2
 
     def warm(self) -> SequenceTrainConfig:
         """Fine-tuning also checks the held-out data twice as often: the plateau shows after fewer windows."""
         short = super().warm()
-        return replace(short, max_windows=max(short.min_windows, short.max_windows // 2))
+        return replace(short, max_windows=max(short.min_windows, short.max_windows // 2), keep_start=True)
 
 
 class ResidualBlock(nn.Module):

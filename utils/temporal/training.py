@@ -61,6 +61,9 @@ class TrainConfig:
     warm_epochs: int = 12
     warm_patience: int = 3
     warm_learning_rate_scale: float = 0.5
+    # the net's weights before the first epoch compete with the epochs' for the best held-out score (a
+    # fine-tuning then never serves weights that score worse than those it started from)
+    keep_start: bool = False
 
     def warm(self) -> Self:
         """The schedule for fine-tuning a trained net: fewer epochs, a smaller step, a quick plateau stop."""
@@ -207,12 +210,18 @@ def training_loop(
 ) -> dict:
     """Run `train_epoch()` (one pass of optimizer steps, returning the mean training loss) and the held-out
     `evaluate()` (a dict with `accuracy`, `macro_f1` and `monitor`) per epoch; keep the weights with the best
-    `monitor` (or the average of the best few, `average_top`); stop when macro-F1 and accuracy reach their
-    thresholds, after `patience` epochs without a gain (not before `min_epochs`), at `epochs` or `max_seconds`."""
+    `monitor` (or the average of the best few, `average_top`; with `keep_start`, the weights before the first
+    epoch count as epoch 0); stop when macro-F1 and accuracy reach their thresholds, after `patience` epochs
+    without a gain (not before `min_epochs`), at `epochs` or `max_seconds`."""
     started = time.monotonic()
     sign = -1.0 if minimize else 1.0
     best_value, best_state, best_metrics, stale = -math.inf, copy_state(net), {}, 0
     top: list[tuple[float, int, dict[str, torch.Tensor]]] = []
+    if config.keep_start:
+        net.eval()
+        best_metrics = {**evaluate(), "epoch": 0}
+        best_value = sign * best_metrics[monitor]
+        top = [(best_value, 0, best_state)]
     epoch = 0
     for epoch in range(1, config.epochs + 1):
         net.train()
