@@ -4,6 +4,7 @@ predictions for tasks, and background training on all of a project's annotations
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -48,6 +49,7 @@ from utils.temporal.evaluation import GateRule
 logger = logging.getLogger(__name__)
 
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+MAX_RETRAIN_YIELDS = 3  # a follow-up full retrain waits for at most this many fine-tunings in a row
 TRAINING_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
 SWEEP_BATCH = 50  # tasks a re-prediction sweep queues before queueing its next round behind newer jobs
 
@@ -359,9 +361,17 @@ class TemporalBackend:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
         marker = self._full_retrain_marker(project_id)
-        warm_start = not marker.exists()  # read before training: a START_TRAINING during it asks again
-        marker.unlink(missing_ok=True)
+        asked = read_json(marker, default={}) if marker.exists() else None  # START_TRAINING's is {}
+        asked = asked if asked is None or isinstance(asked, dict) else {}
         tasks, skipped = labelled_tasks(self._training_tasks(project_id))
+        data = _annotations_digest(tasks)
+        # A full retrain a fine-tuning asked for yields to annotations made since (up to MAX_RETRAIN_YIELDS
+        # times in a row): they get their fine-tuning, a fresh model in seconds, first, and the full retrain
+        # follows on the data as it is then.
+        yielded = asked.get("yielded", 0) if asked else 0
+        yields = bool(asked) and asked.get("after") != data and yielded < MAX_RETRAIN_YIELDS
+        warm_start = asked is None or yields
+        marker.unlink(missing_ok=True)  # read before training: a START_TRAINING during it asks again
         metrics: dict[str, Any] = {}
         failed = 0
         for model in models:
@@ -387,8 +397,9 @@ class TemporalBackend:
         rejected = {name: m["rejected"] for name, m in metrics.items() if "rejected" in m}
         if any(m.get("serving") for m in metrics.values()):
             self._repredict(project_id, label_config)
-        if warm_start and any(m.get("full_retrain_due") for m in metrics.values()):
-            self._request_full_retrain(project_id)  # the fine-tuned model serves meanwhile
+        if yields or (warm_start and any(m.get("full_retrain_due") for m in metrics.values())):
+            # the fine-tuned model serves meanwhile
+            self._request_full_retrain(project_id, {"after": data, "yielded": yielded + 1 if yields else 0})
         outcome = {
             "model_version": self.model_version(project_id, label_config),
             "tasks": len(tasks),
@@ -537,13 +548,23 @@ class TemporalBackend:
             queued,
         )
 
-    def _request_full_retrain(self, project_id: str) -> dict[str, Any]:
-        """Queue a training from scratch of every control (START_TRAINING's, or a fine-tuning's follow-up)."""
+    def _request_full_retrain(
+        self, project_id: str, follow_up: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Queue a training from scratch of every control: START_TRAINING's, or a fine-tuning's `follow_up`
+        (`after`: the digest of the annotations it trained on, newer ones being fine-tuned on first;
+        `yielded`: how many times in a row it already waited). A pending START_TRAINING stays unconditional."""
         marker = self._full_retrain_marker(project_id)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        if follow_up is None or read_json(marker, default=None) != {}:
+            write_json_atomic(marker, follow_up or {}, fsync=False)
         return self.jobs.request(project_id)
 
     def _full_retrain_marker(self, project_id: str) -> Path:
-        """Present between a START_TRAINING and the training it asked for, which then starts from scratch."""
+        """Present between a request for a full retrain and the training that runs it."""
         return self.store.project_dir(project_id) / "full-retrain-requested"
+
+
+def _annotations_digest(tasks: list[tuple[int, Any, list[dict[str, Any]]]]) -> str:
+    """A digest of which tasks are annotated and how: it changes with every annotation made or changed."""
+    canonical = json.dumps([[task_id, result] for task_id, _, result in tasks], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -79,6 +79,26 @@ def test_a_fine_tuning_that_asks_for_a_full_retrain_is_followed_by_one(settings,
     assert state["trained"] == state["requested"] == 2
 
 
+def test_annotations_made_before_a_follow_up_full_retrain_starts_are_fine_tuned_on_first(
+    settings, monkeypatch, slow_fit
+) -> None:
+    fit = RecordingTimelineModel.fit
+
+    def outgrown(self, tasks, warm_start=True, **options):
+        return {**fit(self, tasks, warm_start, **options), "full_retrain_due": warm_start and len(tasks) == 1}
+
+    monkeypatch.setattr(RecordingTimelineModel, "fit", outgrown)
+    app = make_app(settings)
+    client = app.test_client()
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    time.sleep(0.3)  # the first fine-tuning runs and will ask for a full retrain; a new annotation comes
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
+    app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+    runs = fit_log(settings)
+    # the new annotation is fine-tuned on at once; the full retrain follows, on both annotations
+    assert [(run["warm_start"], run["tasks"]) for run in runs] == [(True, 1), (True, 2), (False, 2)]
+
+
 def test_two_workers_never_train_one_project_at_once(settings, slow_fit) -> None:
     workers = [make_backend(settings), make_backend(settings)]  # two processes' worth of state, one model dir
     for i, backend in enumerate(workers):
