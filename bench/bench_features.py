@@ -9,7 +9,8 @@ bilinear on the short side, CenterCrop(224), ToTensor), the fused model's full f
 
 Ours runs twice, on ONNX Runtime (the default) and on PyTorch (FRAME_ENCODER=torch), each end to end from
 the file: decoding and resizing in a reader thread, the network on `--threads` threads. The video is the
-spliced source scaled to 640x360 (`--size`), the size the speed goal is stated for.
+spliced source scaled to 640x360 (`--size`), the size the speed goal is stated for. A last line compares our
+centre crop (`utils/video/centre_crop.py`) with Pillow's on the same frames, and what compiling it costs.
 
 Run: .venv/bin/python -m bench.bench_features [--source PATH | --video PATH] [--size 640x360] [--threads 2]
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +35,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fixtures.yolo_checkpoint import build_checkpoint  # noqa: E402
+from utils.video.centre_crop import crop_batch  # noqa: E402
 from utils.video.encoder import YoloFrameEncoder  # noqa: E402
 from utils.video.features import encode_video  # noqa: E402
 from utils.video.reader import FrameBatches  # noqa: E402
@@ -101,16 +105,58 @@ def baseline_emulated(yolo, video: Path, captured: list[np.ndarray]) -> tuple[np
     return features, len(features) / elapsed
 
 
-def torchvision_like_transform(image: Image.Image, size: int = 224) -> torch.Tensor:
-    """torchvision Resize(size) + CenterCrop(size) + ToTensor on a PIL image, written out step by step."""
+def pillow_crop(image: Image.Image, size: int = 224) -> np.ndarray:
+    """torchvision Resize(size) + CenterCrop(size) on a PIL image, written out step by step: uint8 HWC."""
     w, h = image.size
     short, long = (w, h) if w <= h else (h, w)
     new_long = int(size * long / short)
     new_w, new_h = (size, new_long) if w <= h else (new_long, size)
     image = image.resize((new_w, new_h), Image.BILINEAR)
     top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-    image = image.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous().float().div(255)
+    return np.array(image.crop((left, top, left + size, top + size)))
+
+
+def torchvision_like_transform(image: Image.Image, size: int = 224) -> torch.Tensor:
+    """torchvision Resize(size) + CenterCrop(size) + ToTensor on a PIL image."""
+    return torch.from_numpy(pillow_crop(image, size)).permute(2, 0, 1).contiguous().float().div(255)
+
+
+def preprocessing_costs(video: Path, repeats: int) -> str:
+    """Our centre crop's CPU per frame against Pillow's (the baseline's preprocessing, same frames and
+    process), whether the pixels are equal, and what compiling the crop costs a fresh process."""
+    frames = [f for _, batch in FrameBatches(video, batch_size=32) for f in batch][:200]
+    ours = pillow = float("inf")
+    for _ in range(repeats):
+        started = time.thread_time()
+        crops = crop_batch(frames, 224)
+        ours = min(ours, time.thread_time() - started)
+        started = time.thread_time()
+        reference = [pillow_crop(Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))) for f in frames]
+        pillow = min(pillow, time.thread_time() - started)
+    equal = all(np.array_equal(a, b) for a, b in zip(crops, reference, strict=True))
+    # The child maps the same LLVM library as this process (which compiled it above), as a second worker
+    # would: its resident growth is what the first process pays, its unique growth what each further one pays.
+    probe = (
+        "import time, psutil, numpy, cv2, torch\n"
+        "process = psutil.Process(); before = process.memory_full_info(); cpu = time.process_time()\n"
+        "from utils.video.centre_crop import warm_up; warm_up()\n"
+        "after = process.memory_full_info()\n"
+        "print(time.process_time() - cpu, (after.rss - before.rss) / 2**20, (after.uss - before.uss) / 2**20)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    compile_cpu, resident_mb, unique_mb = (float(v) for v in output.stdout.split())
+    return (
+        f"preprocessing (decoded frame -> 224x224 RGB crop): ours {ours * 1000 / len(frames):.2f} ms a frame, "
+        f"Pillow's {pillow * 1000 / len(frames):.2f} ms = {pillow / ours:.1f}x; pixels equal: {equal}; "
+        f"compiling it costs a process {compile_cpu:.2f} CPU-s once and {resident_mb:.0f} MB resident, of which "
+        f"{unique_mb:.0f} MB its own (the rest is numba's LLVM library, shared by all processes)"
+    )
 
 
 def main() -> None:
@@ -150,6 +196,7 @@ def main() -> None:
                     cpu_fps[runtime, step] = max(cpu_fps.get((runtime, step), 0.0), video.frame_count / cpu)
                     if step == 1:
                         features[runtime] = video.features
+        preprocessing = preprocessing_costs(video_path, args.repeats)
 
     scale = float(np.max(np.abs(base_features)))
     print(
@@ -177,6 +224,7 @@ def main() -> None:
             f"onnxruntime / torch, step {step}: {fps['onnxruntime', step] / fps['torch', step]:.2f}x wall, "
             f"{cpu_fps['onnxruntime', step] / cpu_fps['torch', step]:.2f}x CPU"
         )
+    print(preprocessing)
 
 
 if __name__ == "__main__":
