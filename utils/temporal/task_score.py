@@ -6,12 +6,13 @@ every region is right when it truly carries no label, which the model puts at it
 there. Sorted ascending, the tasks the model is least sure of come first: the order to label for active
 learning, and one that tracks how right a task's prediction is (Spearman with its macro-F1).
 
-Why over all steps and not the mean of the region scores: that mean ignores the steps no region covers, so
-a task with content the model has not learnt yet (no region, or a region on part of it) looked as certain as
-the regions it found; and it weighs a short region like a long one. On the spliced videos, a model trained
-on a few tasks leaves whole unseen clips uncovered, and labelling those first is what active learning is for
-(`bench_active_learning`). A plain per-step certainty (the mean top probability, margin or entropy) misses
-them too: a label the model never saw is confidently off.
+Why over all steps and not the mean of the region scores (the score before): that mean ignores the steps no
+region covers, so a task with content the model has not learnt yet (no region on part of it) looked as
+certain as the regions it found, and it weighs a short region like a long one. On the spliced videos a model
+trained on a few tasks leaves the clips it has not learnt without regions; labelling lowest score first
+reached after 8 annotations a macro-F1 of 0.57 with this score, 0.44 with the mean region score and 0.46 with
+the mean per-step probability that a step's labels are all right (`bench_active_learning`, 8 seeds, 2
+annotations between trainings; random order reaches 0.57 after 12).
 """
 
 from __future__ import annotations
