@@ -43,7 +43,6 @@ from utils.service.prediction_jobs import (
 from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
-from utils.temporal.calibration import task_score
 from utils.temporal.evaluation import GateRule
 
 logger = logging.getLogger(__name__)
@@ -319,21 +318,24 @@ class TemporalBackend:
     ) -> dict[str, Any]:
         """One prediction item; a control that fails says why in `error`, a field Label Studio ignores."""
         regions: list[dict[str, Any]] = []
+        scores: list[float] = []
         errors: list[str] = []
         task_id = task.get("id") if isinstance(task, dict) else None
         for model in models:
             try:
                 if not isinstance(task, dict):
                     raise TaskError(f"task must be an object, got {type(task).__name__}")
-                regions.extend(model.predict_regions(task, progress))
+                prediction = model.predict_task(task, progress)
+                regions.extend(prediction.regions)
+                scores.append(prediction.score)
             except TaskError as exc:
                 logger.warning("task %s, control %s: no prediction: %s", task_id, model.from_name, exc)
                 errors.append(f"{model.from_name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - one bad task must never fail the batch
                 logger.exception("task %s, control %s: prediction failed", task_id, model.from_name)
                 errors.append(f"{model.from_name}: prediction failed: {type(exc).__name__}: {exc}")
-        scores = [r["score"] for r in regions if isinstance(r.get("score"), (int, float))]
-        score = task_score(scores)
+        # a control that could not predict the task adds no score; with none the task is least certain
+        score = sum(scores) / len(scores) if scores else 0.0
         item: dict[str, Any] = {"result": regions, "score": score, "model_version": version}
         if errors:
             item["error"] = "; ".join(errors)

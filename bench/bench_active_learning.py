@@ -1,15 +1,17 @@
 """Active learning: does labelling the lowest-score task next beat labelling in random order?
 
-A simulated annotator labels tasks from a pool (short slices of the training recordings); after every
-`--step` new annotations the real control model trains afresh on all labelled tasks and is scored (macro-F1,
-mean over the test recordings, which are never in the pool). The "lowest score" annotator then asks the model
-for the remaining pool tasks' scores (as /predict gives them to Label Studio) and labels the lowest next; the
-"random" one follows a seeded random order. Both start from the same random first tasks.
+A simulated annotator labels tasks from a pool (short slices of the training recordings); after every new
+annotation the real control model trains afresh on all labelled tasks, as the service retrains on each
+annotation, and is scored (macro-F1, mean over the test recordings, which are never in the pool). The "lowest
+score" annotator then asks the model for the remaining pool tasks' scores (as /predict gives them to Label
+Studio) and labels the lowest next; the "random" one follows a seeded random order. Both start from the same
+two random tasks (with no model yet, there are no scores to sort by).
 Datasets: the spliced videos (pool: 2-second (50-frame) slices of videos 0-5, about 40 tasks, test: videos
 6-7; frame features are cached) and the watch recordings (pool: ~2-exercise slices of subjects 1-5, test: subjects 6-7).
-Printed: macro-F1 after each k (mean over seeds), and how many annotations each order needs to reach the
-random order's final macro-F1 (target: lowest-score first needs <= 70% on at least one dataset), and 95% of it
-(the final one is often near the ceiling, where a point of noise decides).
+Printed: macro-F1 after each k (mean and standard deviation over seeds), and how many annotations each
+order needs, on the mean curve, to reach the random order's final mean macro-F1 (target: lowest-score first
+needs <= 70% on at least one dataset), and 95% of it (the final one is often near the ceiling, where a point
+of noise decides).
 Run: `.venv/bin/python -m bench.bench_active_learning [--datasets video watch] [--seeds 0 1] [--epochs 20]` (`--epochs` caps time-series training; video trains as the service does)
 """
 
@@ -30,13 +32,13 @@ import torch  # noqa: E402
 from bench.chunked_tasks import Dataset, SeriesSet, VideoSet  # noqa: E402
 
 SETUP = {  # pool recordings, slice length, test recordings, first tasks, step, budget
-    "video": ([f"spliced_train{i}" for i in range(6)], 50, ["spliced_train6", "spliced_train7"], 2, 2, 12),
+    "video": ([f"spliced_train{i}" for i in range(6)], 50, ["spliced_train6", "spliced_train7"], 2, 1, 12),
     "watch": (
         [f"watch_subject0{i}.csv" for i in range(1, 6)],
         4400,
         ["watch_subject06.csv", "watch_subject07.csv"],
         2,
-        2,
+        1,
         12,
     ),
 }
@@ -113,13 +115,20 @@ def main() -> None:
                 order: [(runs[0][j][0], float(np.mean([r[j][1] for r in runs]))) for j in range(len(runs[0]))]
                 for order, runs in curves.items()
             }
+            spread = {
+                order: [float(np.std([r[j][1] for r in runs])) for j in range(len(runs[0]))]
+                for order, runs in curves.items()
+            }
             final_k, final_f1 = mean["random"][-1]
             print(
                 f"\n== {name}: {len(Run(data, name, 0, None, Path(tmp)).pool)} pool tasks, seeds {args.seeds}"
             )
-            print("  k   " + "  ".join(f"{order:>12s}" for order in mean))
+            print("  k   " + "  ".join(f"{order + ' (sd)':>20s}" for order in mean))
             for j, (k, _) in enumerate(mean["random"]):
-                print(f"  {k:2d}  " + "  ".join(f"{mean[order][j][1]:12.3f}" for order in mean))
+                print(
+                    f"  {k:2d}  "
+                    + "  ".join(f"{mean[order][j][1]:13.3f} ({spread[order][j]:.3f})" for order in mean)
+                )
             for target, what in ((final_f1, "random's final"), (0.95 * final_f1, "95% of random's final")):
                 for order, points in mean.items():
                     k = needed(points, target)
@@ -127,6 +136,11 @@ def main() -> None:
                     print(
                         f"  {order:12s} reaches {what} {target:.3f} after {k} annotations ({share} of {final_k})"
                     )
+            per_seed = [
+                needed(lowest, random[-1][1])
+                for lowest, random in zip(curves["lowest score"], curves["random"], strict=True)
+            ]
+            print(f"  per seed, lowest score reaches that seed's random final after: {per_seed}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ recordings are cut into tasks of about `TRAIN_CHUNK` steps and trained on as the
 (`training_gate.train_control`: the gate holds out about a fifth of the tasks, the model trains on the rest and
 fits its calibration on the part early stopping held out pooled with the gate's held-out tasks); the test
 recordings are cut into short tasks of `CHUNK` steps, which the trained model predicts. Printed per kind,
-before calibration (the mean probability, no temperature; task score = mean region score) and after, from the
-same trained models:
+before calibration (region score = mean probability, no temperature; the task score made from them as
+model.py does) and after, from the same trained models:
 - ECE: expected calibration error of region scores (10 equal-width bins) against "right" (IoU >= 0.5 with a
   true region of its label); target <= 0.1;
 - AUROC of region scores, right vs wrong regions; target >= 0.9;
@@ -92,7 +92,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
-TASK_SCORES = {  # other task scores from the same region scores, for comparison with the one model.py uses
+TASK_SCORES = {  # task scores from the region scores alone, for comparison with the one model.py uses
+    "mean region score": lambda scores: float(np.mean(scores)) if scores else 0.0,
     "min region score": lambda scores: min(scores, default=0.0),
     "product": lambda scores: float(np.prod(scores)) if scores else 0.0,
 }

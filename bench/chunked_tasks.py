@@ -29,7 +29,7 @@ from fixtures.timeline import FROM_NAME, spliced_checkpoint, spliced_labels, spl
 from utils.labelstudio.media import MediaResolver
 from utils.service.model_store import ModelStore
 from utils.service.settings import Settings
-from utils.temporal.calibration import is_right, task_score, true_segments
+from utils.temporal.calibration import is_right, true_segments
 from utils.temporal.decoder import Segment, runs
 from utils.timeseries.reader import Series, SeriesSpec, read_series
 from utils.timeseries.regions import regions_to_targets
@@ -100,7 +100,8 @@ class Dataset:
         name, lo, hi = parse(task.data[self.value_key])
         rec = self.recordings[name]
         truth = rec.truth[lo:hi]
-        regions = model.predict_regions({"id": task.task_id, "data": task.data})
+        prediction = model.predict_task({"id": task.task_id, "data": task.data})
+        regions = prediction.regions
         segments = [self.predicted_segment(r, rec, lo, hi) for r in regions]
         runs_of = true_segments(truth)
         scored = [
@@ -117,7 +118,7 @@ class Dataset:
         }
         return TaskResult(
             task.data[self.value_key],
-            task_score([r.score for r in scored]),
+            prediction.score,
             macro_f1(predicted, expected),
             scored,
         )

@@ -53,11 +53,20 @@ class TaskSteps:
     targets_of: Callable[[list[dict[str, Any]]], np.ndarray]  # regions -> (steps, labels) 0/1
 
 
+@dataclass(frozen=True)
+class TaskPrediction:
+    """One control's prediction for a task: its regions, and the task's score, how sure the model is of
+    them all (0 before training; see `utils.temporal.calibration.task_score`)."""
+
+    regions: list[dict[str, Any]]
+    score: float = 0.0
+
+
 class ControlModel(ABC):
     """Predicts and learns the regions of one control tag (e.g. a `<TimelineLabels>`) of one project.
 
     Subclasses set `tag` and `object_tags`, read their attributes in `configure()` (called by `create()`),
-    and implement `predict_regions()`, `fit()` and `restore()`. Construction does no work; `create()` is where
+    and implement `predict_task()`, `fit()` and `restore()`. Construction does no work; `create()` is where
     config errors surface.
     """
 
@@ -100,8 +109,13 @@ class ControlModel(ABC):
 
     # --- work -----------------------------------------------------------------------------
     @abstractmethod
+    def predict_task(self, task: dict[str, Any], progress: Progress | None = None) -> TaskPrediction:
+        """Regions for one task (may be empty before training) and the task's score; raise TaskError when
+        the task is unusable."""
+
     def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
-        """Regions for one task (may be empty before training); raise TaskError when the task is unusable."""
+        """The regions of `predict_task`."""
+        return self.predict_task(task, progress).regions
 
     @property
     def ready(self) -> bool:

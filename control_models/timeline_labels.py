@@ -28,6 +28,7 @@ from control_models.base import (
     AnnotatedTask,
     ControlModel,
     Progress,
+    TaskPrediction,
     TaskSteps,
     fraction,
     non_negative,
@@ -37,6 +38,7 @@ from control_models.base import (
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.calibration import Calibration, fit_calibration
 from utils.temporal.decoder import SWITCH_COST_PER_STEP, Segment, decode_multilabel
+from utils.temporal.task_score import task_score
 from utils.temporal.timeline_net import (
     HOLDOUT_BLOCK,
     TimelineNet,
@@ -218,11 +220,11 @@ class TimelineLabelsModel(ControlModel):
             return 0.0
         return self._encode_rate().seconds_for(frames // self.frame_step)
 
-    def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
+    def predict_task(self, task: dict[str, Any], progress: Progress | None = None) -> TaskPrediction:
         if self.trainable:
             trained = self.trained()
             if trained is None:
-                return []
+                return TaskPrediction([])
             net, meta = trained
             features, _ = self._frame_features(task, progress)
             labels = list(meta["labels"])
@@ -241,11 +243,12 @@ class TimelineLabelsModel(ControlModel):
         segments = self.decode(probs)  # the calibration changes the scores, never the regions
         scaled = calibration.scale(probs, False)
         # A model trained before the label set changed still serves the labels the config keeps.
-        return [
+        kept = [segment for segment in segments if labels[segment.label] in self.labels]
+        regions = [
             self.region(segment_value(segment, labels), calibration.region_score(segment, scaled))
-            for segment in segments
-            if labels[segment.label] in self.labels
+            for segment in kept
         ]
+        return TaskPrediction(regions, task_score(scaled, False, kept, [r["score"] for r in regions]))
 
     def decode(self, probs: np.ndarray) -> list[Segment]:
         """Per-frame probabilities (frames, labels) -> segments, by the decoder time series use too."""

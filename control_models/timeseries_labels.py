@@ -35,7 +35,15 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from control_models.base import AnnotatedTask, ControlModel, Progress, TaskSteps, fraction, positive
+from control_models.base import (
+    AnnotatedTask,
+    ControlModel,
+    Progress,
+    TaskPrediction,
+    TaskSteps,
+    fraction,
+    positive,
+)
 from utils.service.errors import LabelConfigError, TaskError
 from utils.temporal.calibration import Calibration, fit_calibration
 from utils.temporal.decoder import (
@@ -55,6 +63,7 @@ from utils.temporal.sequence_net import (
 )
 from utils.temporal.sequence_net import fit as fit_net
 from utils.temporal.sequence_onnx import MIN_SAMPLES, OnnxSequenceNet, load_checked
+from utils.temporal.task_score import task_score
 from utils.temporal.training import carry_standardization, copy_state, holdout_split, new_net
 from utils.timeseries.reader import DEFAULT_MAX_ROWS, Series, SeriesSpec, channel_columns, read_series
 from utils.timeseries.regions import RegionTargets, regions_to_targets, sample_period, segment_value
@@ -391,10 +400,10 @@ class TimeSeriesLabelsModel(ControlModel):
         net.load_state_dict(state)
         return net.eval()
 
-    def predict_regions(self, task: dict[str, Any], progress: Progress | None = None) -> list[dict[str, Any]]:
+    def predict_task(self, task: dict[str, Any], progress: Progress | None = None) -> TaskPrediction:
         trained = self.trained()
         if trained is None:
-            return []
+            return TaskPrediction([])
         net, meta = trained
         series = self.load_series(task)
         if list(series.channels) != list(meta["channels"]):
@@ -411,14 +420,15 @@ class TimeSeriesLabelsModel(ControlModel):
         segments = self.decode(probs, meta, sample_period(series.times))  # calibration changes scores only
         scaled = calibration.scale(probs, exclusive)
         label_probs = scaled[:, 1:] if exclusive else scaled
-        return [
+        kept = [s for s in segments if meta["labels"][s.label] in self.labels]
+        regions = [
             self.region(
                 segment_value(s, series.times, meta["labels"], self.spec.axis, self.tag.lower()),
                 calibration.region_score(s, label_probs),
             )
-            for s in segments
-            if meta["labels"][s.label] in self.labels
+            for s in kept
         ]
+        return TaskPrediction(regions, task_score(scaled, exclusive, kept, [r["score"] for r in regions]))
 
     def _onnx_twin(self, net: SequenceNet) -> OnnxSequenceNet | None:
         """The serving net on ONNX Runtime (built once per net, shared by the worker's requests), or None:

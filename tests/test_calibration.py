@@ -1,5 +1,5 @@
 """Scores that mean something: a saved temperature, the region map from held-out regions to P(right), the
-fallback when held-out regions are too few, and the task score."""
+fallback when held-out regions are too few."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from utils.temporal.calibration import (
     fit_calibration,
     is_right,
     scale_probabilities,
-    task_score,
     true_segments,
 )
 from utils.temporal.decoder import Segment, decode_multilabel
@@ -93,11 +92,6 @@ def test_calibration_survives_the_json_metadata_and_models_without_it_are_unchan
     assert Calibration.from_meta({}) == Calibration()
     probs = np.array([[0.2], [0.7]], dtype=np.float32)
     assert Calibration().scale(probs, exclusive=False) is probs
-
-
-def test_task_score_is_the_mean_region_score_and_an_empty_prediction_comes_first() -> None:
-    assert task_score([0.9, 0.5]) == pytest.approx(0.7)
-    assert task_score([]) == 0.0
 
 
 def test_held_out_regions_that_are_all_right_shift_scores_up_but_keep_their_order() -> None:

@@ -1,10 +1,12 @@
-"""model.py hands each control tag to its own model, and keeps each control's regions to itself."""
+"""model.py hands each control tag to its own model, keeps each control's regions to itself, and scores a task
+from all of its controls."""
 
 from __future__ import annotations
 
 import pytest
 
 from fixtures.app_factory import make_backend
+from fixtures.data import TEST_DATA
 from utils.service.errors import LabelConfigError
 
 TWO_CONTROLS = (
@@ -54,6 +56,30 @@ def test_regions_of_one_control_never_reach_another(settings) -> None:
     assert metrics["scenes"]["labels"] == {"Outdoor": 1}
     assert metrics["events"]["labels"] == {}  # it saw only its own region (no timeline labels in it)
     assert metrics["events"]["tasks"] == 1
+
+
+def test_a_tasks_score_is_the_mean_of_its_controls_and_a_control_that_cannot_predict_adds_none(
+    settings,
+) -> None:
+    backend = make_backend(settings)
+    result = [region("actions", "timelinelabels", "Run"), region("scenes", "timelinelabels", "Indoor")]
+    video = str(TEST_DATA / "video/spliced/spliced_train0.mp4")
+    backend.handle_event(
+        "ANNOTATION_CREATED",
+        {
+            "action": "ANNOTATION_CREATED",
+            "project": {"id": 4, "label_config": TWO_CONTROLS},
+            "annotation": {"id": 1, "task": 1, "result": result},
+            "task": {"id": 1, "data": {"video": video, "csv": "c.csv"}},
+        },
+    )
+    assert backend.jobs.wait_idle("4")["last"]["status"] == "finished"
+    csv = str(TEST_DATA / "timeseries/basicmotions/basicmotions_test0.csv")
+    tasks = [{"id": 2, "data": {"video": video, "csv": csv}}, {"id": 3, "data": {"video": video}}]
+    both, no_series = backend.predict(tasks, {"id": 4}, TWO_CONTROLS)["results"]
+    # the timeline controls are sure of their regions (0.9 each); the series control finds nothing (0)
+    assert both["score"] == pytest.approx((0.9 + 0.9 + 0.0) / 3) and "error" not in both
+    assert no_series["score"] == pytest.approx(0.9) and "events" in no_series["error"]
 
 
 def test_control_without_labels_is_a_config_error(settings) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from control_models.base import AnnotatedTask, ModelContext
+from control_models.base import AnnotatedTask, ModelContext, TaskPrediction
 from control_models.timeline_labels import TimelineLabelsModel
 from fixtures.timeline import (
     FROM_NAME,
@@ -113,7 +113,7 @@ def test_trainable_model_learns_spliced_videos_and_predicts_held_out_ones(tmp_pa
     config = trainable_config(labels, epochs=150)
     ctx = make_context(tmp_path / "models")
     trainer, predictor = create(config, ctx), create(config, ctx)
-    assert predictor.predict_regions(tasks[6]) == []  # nothing trained yet: empty, no error
+    assert predictor.predict_task(tasks[6]) == TaskPrediction([], 0.0)  # nothing trained yet: no error
 
     metrics = trainer.fit([annotated(t) for t in tasks[:4]], calibrate_on=[annotated(tasks[5])])
     assert metrics["tasks"] == 4 and not metrics["warm_start"]
@@ -125,7 +125,9 @@ def test_trainable_model_learns_spliced_videos_and_predicts_held_out_ones(tmp_pa
 
     f1s = []
     for task in tasks[6:]:
-        regions = predictor.predict_regions(task)  # picks up the version the other instance saved
+        prediction = predictor.predict_task(task)  # picks up the version the other instance saved
+        regions = prediction.regions
+        assert 0.0 < prediction.score <= 1.0
         assert_valid_prediction(config, regions)
         assert len({r["id"] for r in regions}) == len(regions)
         assert all(0.0 <= r["score"] <= 1.0 for r in regions)

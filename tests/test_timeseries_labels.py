@@ -11,7 +11,7 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from control_models import timeseries_labels
-from control_models.base import AnnotatedTask, ModelContext
+from control_models.base import AnnotatedTask, ModelContext, TaskPrediction
 from control_models.timeseries_labels import TimeSeriesLabelsModel, model_input
 from utils.labelstudio.media import MediaResolver
 from utils.service.errors import LabelConfigError, TaskError
@@ -83,7 +83,7 @@ def test_model_input_adds_channels_free_of_a_recordings_offset_and_gain() -> Non
 def test_predict_before_training_returns_empty_result(settings: Settings, data_root: Path) -> None:
     model = make_model(BASIC_CONFIG, settings, data_root)
     task = basicmotions_tasks(data_root, "basicmotions_test0")[0]
-    assert model.predict_regions({"id": 1, "data": task.data}) == []
+    assert model.predict_task({"id": 1, "data": task.data}) == TaskPrediction([], 0.0)
     assert model.version == "untrained"
 
 

@@ -1,5 +1,5 @@
 """Scores that mean something: a region's score estimates the probability that it is right (IoU >= 0.5
-with a true region of its label), and a task's score ranks tasks least certain first.
+with a true region of its label); a task's score is made from them in `task_score`.
 
 Fitted after training on data the net did not train on: the part its early stopping held out
 (`training.holdout_split`) pooled with the gate's held-out tasks (`fit(calibrate_on=...)`), whose scores on
@@ -183,9 +183,3 @@ def fit_calibration(
     )
     weights = fit_logistic(np.array(features), np.array(right, dtype=np.float64), PRIOR, penalty)
     return Calibration(1.0, tuple(float(w) for w in weights), len(right), hits)
-
-
-def task_score(region_scores: Sequence[float]) -> float:
-    """A task's score, sorted ascending least certain first: the mean of its regions' calibrated scores
-    (the expected share of its regions that are right); a task without regions scores 0."""
-    return float(np.mean(region_scores)) if len(region_scores) else 0.0
