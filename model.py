@@ -399,7 +399,9 @@ class TemporalBackend:
         rejected = {name: m["rejected"] for name, m in metrics.items() if "rejected" in m}
         if any(m.get("serving") for m in metrics.values()):
             self._repredict(project_id, label_config)
-        if yields or (warm_start and any(m.get("full_retrain_due") for m in metrics.values())):
+        # a fine-tuning the gate refused (relabelled annotations, say) is followed by a training from scratch
+        refused = any("gate" in m and "rejected" in m for m in metrics.values())
+        if yields or (warm_start and (refused or any(m.get("full_retrain_due") for m in metrics.values()))):
             # the fine-tuned model serves meanwhile
             self._request_full_retrain(project_id, {"after": data, "yielded": yielded + 1 if yields else 0})
         outcome = {

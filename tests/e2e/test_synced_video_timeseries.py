@@ -7,6 +7,7 @@ import pytest
 from browser import Page, page_errors, render
 from flows import Project, annotate, connect, create_project, yolo_checkpoint
 
+from fixtures.servers import wait_until
 from fixtures.shared_sets import (
     timeline_control,
     timeseries_control,
@@ -88,12 +89,16 @@ def test_browser_draws_video_and_time_series_regions(project):
     assert page["timeseries_brushes"] == len(series_regions) * len(CHANNELS), page
 
 
-def test_opening_a_task_without_predictions_predicts_it(project):
-    """`GET /api/tasks/{id}` (what the labeling page loads) asks the backend when a task has no prediction."""
-    task = project.api.task(project.tasks[OPENED])
+def test_an_opened_task_has_a_prediction_of_the_serving_version(project):
+    """The labeling page (`GET /api/tasks/{id}`) shows a prediction of the serving version: pushed after the
+    last training, or asked of the backend by Label Studio when the task has none."""
+    project.api.task(project.tasks[OPENED])
+    current = project.ml_model_version()
 
-    stored = project.api.predictions(project.tasks[OPENED])
-    assert stored, task
-    assert stored[0]["model_version"] == project.ml_model_version()
-    assert {r["from_name"] for r in stored[0]["result"]} == {"videoLabels", "label"}
+    def of_current() -> dict | None:
+        stored = project.api.predictions(project.tasks[OPENED])
+        return next((p for p in stored if p["model_version"] == current), None)
+
+    prediction = wait_until(of_current, 120, f"a prediction of {current} for the opened task")
+    assert {r["from_name"] for r in prediction["result"]} == {"videoLabels", "label"}
     assert "downloading media /data/local-files/?d=video/spliced_train7.mp4" in project.backend.log_tail(2000)
