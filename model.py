@@ -362,9 +362,9 @@ class TemporalBackend:
         if not label_config:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
-        marker = self._full_retrain_marker(project_id)
-        asked = read_json(marker, default={}) if marker.exists() else None  # START_TRAINING's is {}
-        asked = asked if asked is None or isinstance(asked, dict) else {}
+        asked = self._full_retrain_request(project_id)
+        # taken before the tasks are read: a START_TRAINING from then on asks again, for the next run
+        self._full_retrain_marker(project_id).unlink(missing_ok=True)
         tasks, skipped = labelled_tasks(self._training_tasks(project_id))
         data = _annotations_digest(tasks)
         # A full retrain a fine-tuning asked for yields to annotations made since (up to MAX_RETRAIN_YIELDS
@@ -373,7 +373,6 @@ class TemporalBackend:
         yielded = asked.get("yielded", 0) if asked else 0
         yields = bool(asked) and asked.get("after") != data and yielded < MAX_RETRAIN_YIELDS
         warm_start = asked is None or yields
-        marker.unlink(missing_ok=True)  # read before training: a START_TRAINING during it asks again
         metrics: dict[str, Any] = {}
         failed = 0
         for model in models:
@@ -558,10 +557,18 @@ class TemporalBackend:
         """Queue a training from scratch of every control: START_TRAINING's, or a fine-tuning's `follow_up`
         (`after`: the digest of the annotations it trained on, newer ones being fine-tuned on first;
         `yielded`: how many times in a row it already waited). A pending START_TRAINING stays unconditional."""
-        marker = self._full_retrain_marker(project_id)
-        if follow_up is None or read_json(marker, default=None) != {}:
-            write_json_atomic(marker, follow_up or {}, fsync=False)
+        if follow_up is None or self._full_retrain_request(project_id) != {}:
+            write_json_atomic(self._full_retrain_marker(project_id), follow_up or {}, fsync=False)
         return self.jobs.request(project_id)
+
+    def _full_retrain_request(self, project_id: str) -> dict[str, Any] | None:
+        """The pending request for a full retrain: None when there is none, {} for START_TRAINING's (an
+        unreadable marker counts as one), else a fine-tuning's follow-up."""
+        marker = self._full_retrain_marker(project_id)
+        if not marker.exists():
+            return None
+        asked = read_json(marker, default={})
+        return asked if isinstance(asked, dict) else {}
 
     def _full_retrain_marker(self, project_id: str) -> Path:
         """Present between a request for a full retrain and the training that runs it."""

@@ -56,7 +56,7 @@ class TaskSteps:
 @dataclass(frozen=True)
 class TaskPrediction:
     """One control's prediction for a task: its regions, and the task's score, how sure the model is of
-    them all (0 before training; see `utils.temporal.calibration.task_score`)."""
+    them all (0 before training; see `utils.temporal.task_score`)."""
 
     regions: list[dict[str, Any]]
     score: float = 0.0
