@@ -9,6 +9,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from utils.service.recent_errors import RecentErrors
 from utils.service.resources import ResourceCache
 from utils.service.settings import Settings
 from utils.temporal.evaluation import GateRule
+from utils.temporal.training import TrainingStopped, stop_when
 
 logger = logging.getLogger(__name__)
 
@@ -362,6 +364,7 @@ class TemporalBackend:
         if not label_config:
             raise LabelConfigError(f"project {project_id}: no label config known yet")
         models = self.build_control_models(project_id, label_config)
+        requested_at_start = self.jobs.requested(project_id)
         asked = self._full_retrain_request(project_id)
         # taken before the tasks are read: a START_TRAINING from then on asks again, for the next run
         self._full_retrain_marker(project_id).unlink(missing_ok=True)
@@ -369,32 +372,25 @@ class TemporalBackend:
         data = _annotations_digest(tasks)
         # A full retrain a fine-tuning asked for yields to annotations made since (up to MAX_RETRAIN_YIELDS
         # times in a row): they get their fine-tuning, a fresh model in seconds, first, and the full retrain
-        # follows on the data as it is then.
+        # follows on the data as it is then. Annotations made while it runs stop it for the same purpose.
         yielded = asked.get("yielded", 0) if asked else 0
         yields = bool(asked) and asked.get("after") != data and yielded < MAX_RETRAIN_YIELDS
         warm_start = asked is None or yields
-        metrics: dict[str, Any] = {}
-        failed = 0
-        for model in models:
-            examples = [
-                AnnotatedTask(task_id, data, [r for r in result if r.get("from_name") == model.from_name])
-                for task_id, data, result in tasks
-            ]
-            examples = [example for example in examples if example.regions]
-            if not examples:
-                metrics[model.from_name] = {"skipped": "no annotated tasks with regions of this control"}
-                continue
-            try:
-                torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
-                metrics[model.from_name] = train_control(
-                    project_id, model, examples, self._gate_rule, warm_start
-                )
-            except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
-                logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)
-                metrics[model.from_name] = {"error": f"{type(exc).__name__}: {exc}"}
-                failed += 1
-        if failed and failed == len([m for m in metrics.values() if "skipped" not in m]):
-            raise RuntimeError(f"every control failed to train: {metrics}")
+        stoppable = bool(asked) and not yields and yielded < MAX_RETRAIN_YIELDS
+        stop = self._annotations_changed(project_id, data, requested_at_start) if stoppable else None
+        try:
+            with stop_when(stop):
+                metrics = self._train_controls(project_id, models, tasks, warm_start)
+        except TrainingStopped:
+            self._request_full_retrain(project_id, {"after": data, "yielded": yielded})
+            logger.info(
+                "project %s: full retrain stopped: new annotations are fine-tuned on first", project_id
+            )
+            return {
+                "model_version": self.model_version(project_id, label_config),
+                "tasks": len(tasks),
+                "stopped": "new annotations arrived: they are fine-tuned on first, then the full retrain runs",
+            }
         rejected = {name: m["rejected"] for name, m in metrics.items() if "rejected" in m}
         if any(m.get("serving") for m in metrics.values()):
             self._repredict(project_id, label_config)
@@ -413,6 +409,64 @@ class TemporalBackend:
             outcome["skipped_annotations"] = skipped[:MAX_REPORTED_SKIPS]
             outcome["skipped_count"] = len(skipped)
         return outcome
+
+    def _train_controls(
+        self, project_id: str, models: list[ControlModel], tasks: list[Any], warm_start: bool
+    ) -> dict[str, Any]:
+        """Each control's training metrics; RuntimeError when every control that had data failed."""
+        metrics: dict[str, Any] = {}
+        failed = 0
+        for model in models:
+            examples = [
+                AnnotatedTask(task_id, data, [r for r in result if r.get("from_name") == model.from_name])
+                for task_id, data, result in tasks
+            ]
+            examples = [example for example in examples if example.regions]
+            if not examples:
+                metrics[model.from_name] = {"skipped": "no annotated tasks with regions of this control"}
+                continue
+            try:
+                torch.set_num_threads(self.settings.torch_threads)  # YOLO loading resets it process-wide
+                metrics[model.from_name] = train_control(
+                    project_id, model, examples, self._gate_rule, warm_start
+                )
+            except TrainingStopped:
+                raise
+            except Exception as exc:  # noqa: BLE001 - other controls still train; the old model stays
+                logger.error("project %s, control %s: training failed: %s", project_id, model.from_name, exc)
+                metrics[model.from_name] = {"error": f"{type(exc).__name__}: {exc}"}
+                failed += 1
+        if failed and failed == len([m for m in metrics.values() if "skipped" not in m]):
+            raise RuntimeError(f"every control failed to train: {metrics}")
+        return metrics
+
+    def _annotations_changed(
+        self, project_id: str, trained_on: str, requested_at_start: int | None
+    ) -> Callable[[], bool]:
+        """A stop condition for a follow-up full retrain: the project's annotations differ from those it
+        trains on (`trained_on`, their digest). They are read again only when a newer training request came
+        (a webhook), and never while a START_TRAINING waits, which wants this retrain to finish."""
+        seen = requested_at_start
+
+        def changed() -> bool:
+            nonlocal seen
+            now = self.jobs.requested(project_id)
+            if (
+                seen is None
+                or now is None
+                or now <= seen
+                or self._full_retrain_request(project_id) is not None
+            ):
+                return False
+            seen = now
+            try:
+                tasks, _ = labelled_tasks(self._training_tasks(project_id))
+            except Exception as exc:  # noqa: BLE001 - cannot tell: the retrain goes on
+                logger.warning("project %s: annotations unreadable mid-training: %s", project_id, exc)
+                return False
+            return _annotations_digest(tasks) != trained_on
+
+        return changed
 
     # --- the labeling loop: predictions pushed to Label Studio ---------------------------------
     def _push_credentials(self, project_id: str) -> LabelStudioCredentials | None:

@@ -263,6 +263,61 @@ def bench_watch(service: Service, root: Path, counts: list[int], seed: int) -> N
         )
 
 
+def trained_with(service: Service, project: str, control: str, task_id: int) -> bool:
+    """Whether the serving version saw `task_id` (trained on it, or held it out for its gate)."""
+    versions = service.client.get(f"/versions?project={project}").get_json()["controls"].get(control) or []
+    record = next((v for v in versions if v["serving"]), {})
+    return task_id in {
+        *(record.get("trained_on") or []),
+        *((record.get("gate") or {}).get("held_out_tasks") or []),
+    }
+
+
+def bench_watch_during_full_retrain(service: Service, root: Path, seed: int, stop: bool) -> None:
+    """The 7th recording is annotated while the full retrain that the fine-tuning on the first 6 asked for
+    runs: time until a model that saw it serves, with that retrain stopped for it (the service) or run to its
+    end first (`stop` False, as before the stop existed)."""
+    train, _, _ = watch_split(root)
+    config = config_for("watch")
+    project = str(700 + 100 * seed + int(stop))
+    own = TemporalBackend._annotations_changed
+    if not stop:  # the baseline: a running full retrain never learns of newer annotations
+        TemporalBackend._annotations_changed = lambda self, *args: lambda: False
+    try:
+        fresh, done = time_seventh_during_full_retrain(service, project, config, train)
+    finally:
+        TemporalBackend._annotations_changed = own
+    print(
+        f"  7th annotated during the follow-up full retrain, {'stopped for it' if stop else 'not stopped'}: "
+        f"a model that saw it serves after {fresh:.1f} s; all training done after {done:.1f} s",
+        flush=True,
+    )
+
+
+def time_seventh_during_full_retrain(
+    service: Service, project: str, config: str, train: list[dict]
+) -> tuple[float, float]:
+    """Seconds from the 7th annotation until a model that saw it serves, and until training is idle."""
+    service.annotate(project, config, train[0], annotation_id=1)
+    service.wait_idle(project)  # from scratch on one recording
+    for number, task in enumerate(train[1:6], start=2):
+        service.annotate(project, config, task, annotation_id=number)
+    while not (
+        (state := service.training_state(project)).get("state") == "running"
+        and (last := state.get("last") or {}).get("tasks") == 6
+        and ((last.get("metrics") or {}).get("label") or {}).get("warm_start")
+    ):
+        time.sleep(0.1)  # the fine-tuning on all 6 is done: what runs now is the full retrain it asked for
+    time.sleep(2.0)
+    started = time.monotonic()
+    service.annotate(project, config, train[6], annotation_id=7)
+    while not trained_with(service, project, "label", train[6]["id"]):
+        time.sleep(0.1)
+    fresh = time.monotonic() - started
+    service.wait_idle(project)
+    return fresh, time.monotonic() - started
+
+
 # --- video -------------------------------------------------------------------------------------------------
 def video_f1(service: Service, project: str, config: str, held: list[dict], labels: list[str]) -> float:
     truths, preds = [], []
@@ -316,6 +371,11 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 4, 7], help="watch recordings annotated")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds, one run each")
+    parser.add_argument(
+        "--during-full-retrain",
+        action="store_true",
+        help="only: the 7th watch recording annotated while a follow-up full retrain runs, stopped or not",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
@@ -327,6 +387,11 @@ def main() -> None:
         service = Service(Path(tmp), args.threads)
         for seed in args.seeds:
             use_training_seed(seed)
+            if args.during_full_retrain:
+                print(f"watch, 7th recording annotated during a full retrain, seed {seed}", flush=True)
+                for stop in (False, True):
+                    bench_watch_during_full_retrain(service, Path(tmp), seed, stop)
+                continue
             if not args.video_only:
                 bench_watch(service, Path(tmp), args.counts, seed)
             if not args.watch_only:

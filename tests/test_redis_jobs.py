@@ -252,3 +252,31 @@ def test_plain_jobs_go_through_the_same_interface_once_per_job_id(tmp_path: Path
         assert done[-1] == ("2", {"tasks": [8]})
     finally:
         redis_server.stop()
+
+
+def test_both_engines_count_training_requests_for_a_running_training_to_compare(
+    tmp_path: Path, settings: Settings
+) -> None:
+    from utils.service.jobs import TrainingJobs
+    from utils.service.redis_jobs import RedisJobs
+
+    handlers = {"train": lambda pid, payload: {}}
+    embedded = TrainingJobs(tmp_path / "embedded", {"train": lambda pid, payload: time.sleep(0.5) or {}})
+    assert embedded.requested("1") == 0
+    embedded.request("1")
+    embedded.request("1")
+    assert embedded.requested("1") == 2
+
+    redis_server = RedisServer(tmp_path / "redis").start()
+    engine = RedisJobs(
+        dataclasses.replace(settings, redis_url=redis_server.url), tmp_path / "r", handlers, "worker.perform"
+    )
+    try:
+        assert engine.requested("1") == 0
+        engine.request("1")
+        engine.request("1")
+        engine.request("2")
+        assert (engine.requested("1"), engine.requested("2")) == (2, 1)
+    finally:
+        redis_server.stop()
+    assert engine.requested("1") is None  # cannot tell: a running training goes on

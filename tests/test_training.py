@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from utils.temporal.training import (
     TrainConfig,
+    TrainingStopped,
     carry_standardization,
     holdout_split,
     positive_weights,
     scores,
+    stop_when,
     training_loop,
 )
 
@@ -87,6 +90,25 @@ def test_training_loop_with_keep_start_returns_the_starting_weights_when_no_epoc
     report = training_loop(net, TrainConfig(epochs=10, patience=3, keep_start=True), train_epoch, evaluate)
     assert report["epochs"] == 3 and report["best"]["epoch"] == 0
     assert float(net.weight.detach()) == start
+
+
+def test_training_loop_stops_between_epochs_once_its_scope_says_so() -> None:
+    net = nn.Linear(1, 1)
+    epochs: list[int] = []
+
+    def train_epoch() -> float:
+        epochs.append(len(epochs) + 1)
+        return 0.0
+
+    def evaluate() -> dict[str, float]:
+        return {"macro_f1": 0.5, "accuracy": 0.0}
+
+    config = TrainConfig(epochs=10, patience=10)
+    with stop_when(lambda: len(epochs) >= 3), pytest.raises(TrainingStopped):
+        training_loop(net, config, train_epoch, evaluate)
+    assert epochs == [1, 2, 3]
+    epochs.clear()
+    assert training_loop(net, config, train_epoch, evaluate)["epochs"] == 10  # outside the scope: no stop
 
 
 def test_warm_schedule_is_shorter_with_a_smaller_step_and_a_quick_plateau_stop() -> None:

@@ -99,6 +99,71 @@ def test_annotations_made_before_a_follow_up_full_retrain_starts_are_fine_tuned_
     assert [(run["warm_start"], run["tasks"]) for run in runs] == [(True, 1), (True, 2), (False, 2)]
 
 
+def slow_full_retrains(monkeypatch, seconds: float, ask_for_one: bool) -> None:
+    """Fine-tunings are quick; a training from scratch on a single task takes `seconds` (on more, 0.2 s).
+    With `ask_for_one`, a fine-tuning on a single task asks for a full retrain (as a time-series model does
+    when its data outgrew its last one)."""
+    fit = RecordingTimelineModel.fit
+
+    def timed(self, tasks, warm_start=True, **options):
+        self.fit_seconds = 0.0 if warm_start else seconds if len(tasks) == 1 else 0.2
+        due = ask_for_one and warm_start and len(tasks) == 1
+        return {**fit(self, tasks, warm_start, **options), "full_retrain_due": due}
+
+    monkeypatch.setattr(RecordingTimelineModel, "fit", timed)
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + 30
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_annotations_made_while_a_follow_up_full_retrain_runs_stop_it(settings, monkeypatch) -> None:
+    slow_full_retrains(monkeypatch, 60.0, ask_for_one=True)
+    app = make_app(settings)
+    client = app.test_client()
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    wait_until(
+        lambda: len(fit_log(settings)) == 1
+    )  # the fine-tuning is done; the full retrain it asked for runs
+    time.sleep(0.5)
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
+    state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+    runs = fit_log(settings)
+    # the full retrain stopped; the new annotation was fine-tuned on; then the full retrain ran on both
+    assert [(run["warm_start"], run.get("tasks"), run.get("stopped", False)) for run in runs] == [
+        (True, 1, False),
+        (False, None, True),
+        (True, 2, False),
+        (False, 2, False),
+    ]
+    assert runs[1]["end"] - runs[1]["start"] < 30  # it did not run its 60 s
+    assert state["trained"] == state["requested"]
+
+
+def test_a_full_retrain_asked_for_with_start_training_is_not_stopped(settings, monkeypatch) -> None:
+    slow_full_retrains(monkeypatch, 1.5, ask_for_one=False)
+    app = make_app(settings)
+    client = app.test_client()
+    jobs = app.config["BACKEND"].jobs
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    jobs.wait_idle("1", timeout_s=30)
+    client.post(
+        "/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "label_config": VIDEO_CONFIG}}
+    )
+    wait_until(lambda: jobs.status()["1"]["state"] == "running")
+    time.sleep(0.3)
+    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
+    jobs.wait_idle("1", timeout_s=30)
+    runs = fit_log(settings)
+    assert [(run["warm_start"], run.get("tasks"), run.get("stopped", False)) for run in runs] == [
+        (True, 1, False),
+        (False, 1, False),
+        (True, 2, False),
+    ]
+
+
 def test_two_workers_never_train_one_project_at_once(settings, slow_fit) -> None:
     workers = [make_backend(settings), make_backend(settings)]  # two processes' worth of state, one model dir
     for i, backend in enumerate(workers):

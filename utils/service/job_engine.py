@@ -25,6 +25,10 @@ class JobEngine(Protocol):
     def request(self, project_id: str) -> dict[str, Any]:
         """Ask for a training of `project_id` on its newest data; returns its counters at once."""
 
+    def requested(self, project_id: str) -> int | None:
+        """How many trainings of `project_id` were asked for so far; None when the engine cannot tell now.
+        A running training compares it with the count at its start to learn of newer requests."""
+
     def submit(self, kind: str, project_id: str, payload: dict[str, Any], job_id: str | None = None) -> str:
         """Queue one plain job (e.g. predictions to push); a repeated `job_id` is queued once."""
 

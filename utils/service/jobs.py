@@ -60,6 +60,9 @@ class TrainingJobs:
         self._enqueue(project_id)
         return state
 
+    def requested(self, project_id: str) -> int | None:
+        return int(self._state.read(project_id)["requested"])
+
     def start(self) -> None:
         """Resume projects left with untrained requests (a process killed mid-training, or before it began)."""
         for project_id, state in self.status().items():

@@ -261,6 +261,12 @@ class RedisJobs:
             self._enqueue(TRAIN, project_id, {}, job_id)
         return int(requested)
 
+    def requested(self, project_id: str) -> int | None:
+        try:  # requests deferred while Redis is down are not counted yet: their annotations wait for them
+            return int(self.redis.hget(self._project_key(project_id), "requested") or 0)
+        except redis.RedisError:
+            return None
+
     def submit(self, kind: str, project_id: str, payload: dict[str, Any], job_id: str | None = None) -> str:
         if kind not in self._handlers:
             raise KeyError(f"no handler for job kind {kind!r}")

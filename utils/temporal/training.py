@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Self, TypeVar
 
@@ -198,6 +200,33 @@ def copy_state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+# --- stopping a training whose result is no longer wanted -------------------------------------------------
+class TrainingStopped(Exception):
+    """Raised between epochs when the training's stop condition holds: its result is no longer wanted."""
+
+
+_stop_condition: ContextVar[Callable[[], bool] | None] = ContextVar("stop_condition", default=None)
+
+
+@contextmanager
+def stop_when(condition: Callable[[], bool] | None) -> Iterator[None]:
+    """Trainings run within this scope (in this thread) stop at their next epoch once `condition()` holds.
+    A scope, not a parameter of every `fit`: whoever schedules a training knows when its result stops being
+    wanted (newer data arrived), while the layers between it and the loop do not need to."""
+    token = _stop_condition.set(condition)
+    try:
+        yield
+    finally:
+        _stop_condition.reset(token)
+
+
+def check_stop() -> None:
+    """Raise `TrainingStopped` when the current scope's stop condition holds; training loops call it."""
+    condition = _stop_condition.get()
+    if condition is not None and condition():
+        raise TrainingStopped("stopped: its result is no longer wanted")
+
+
 # --- the loop --------------------------------------------------------------------------------------------
 def training_loop(
     net: nn.Module,
@@ -212,7 +241,8 @@ def training_loop(
     `evaluate()` (a dict with `accuracy`, `macro_f1` and `monitor`) per epoch; keep the weights with the best
     `monitor` (or the average of the best few, `average_top`; with `keep_start`, the weights before the first
     epoch count as epoch 0); stop when macro-F1 and accuracy reach their thresholds, after `patience` epochs
-    without a gain (not before `min_epochs`), at `epochs` or `max_seconds`."""
+    without a gain (not before `min_epochs`), at `epochs` or `max_seconds`; raise `TrainingStopped` between
+    epochs when the scope's stop condition holds (see `stop_when`)."""
     started = time.monotonic()
     sign = -1.0 if minimize else 1.0
     best_value, best_state, best_metrics, stale = -math.inf, copy_state(net), {}, 0
@@ -224,6 +254,7 @@ def training_loop(
         top = [(best_value, 0, best_state)]
     epoch = 0
     for epoch in range(1, config.epochs + 1):
+        check_stop()
         net.train()
         train_loss = train_epoch()
         metrics = {**evaluate(), "epoch": epoch, "train_loss": round(train_loss, 5)}
