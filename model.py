@@ -389,6 +389,7 @@ class TemporalBackend:
             return {
                 "model_version": self.model_version(project_id, label_config),
                 "tasks": len(tasks),
+                "metrics": {},
                 "stopped": "new annotations arrived: they are fine-tuned on first, then the full retrain runs",
             }
         rejected = {name: m["rejected"] for name, m in metrics.items() if "rejected" in m}
