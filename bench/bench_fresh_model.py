@@ -18,8 +18,12 @@ fine-tuned version's (pinned for the scoring).
 other tasks) and ends with the mean and spread of the F1 differences, and the range of the full retrains' F1
 over the seeds (on watch the seed alone moves a full retrain's F1 by up to ~0.1).
 
-Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only] [--counts 1 4 7] [--threads 2]
-[--seeds 0]`
+`--during-full-retrain`: the 7th watch recording annotated while a follow-up full retrain runs, with that
+retrain stopped for it and without. `--burst`: all 7 annotated back to back (then START_TRAINING), with and
+without the quiet period before a training (`TRAIN_DEBOUNCE_S`).
+
+Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only | --during-full-retrain |
+--burst] [--counts 1 4 7] [--threads 2] [--seeds 0]`
 """
 
 from __future__ import annotations
@@ -88,9 +92,11 @@ class Timing:
 class Service:
     """The real app, in process, spoken to over its HTTP routes."""
 
-    def __init__(self, root: Path, threads: int):
+    def __init__(self, root: Path, threads: int, debounce_s: float | None = None):
+        debounce = {} if debounce_s is None else {"TRAIN_DEBOUNCE_S": str(debounce_s)}
         settings = Settings.from_env(
             {
+                **debounce,
                 "MODEL_DIR": str(root / "models"),
                 "CACHE_DIR": str(root / "cache"),
                 "MEDIA_ROOTS": f"{root}:{spliced_checkpoint().parents[1]}:{Path('tests/data').resolve()}",
@@ -101,6 +107,7 @@ class Service:
                 "LABEL_STUDIO_API_KEY": TOKEN,  # pinning a version needs it; no Label Studio is called
             }
         )
+        self.settings = settings
         self.client: FlaskClient = create_app(settings, backend=TemporalBackend(settings)).test_client()
 
     def post(self, route: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -318,6 +325,33 @@ def time_seventh_during_full_retrain(
     return fresh, time.monotonic() - started
 
 
+def bench_watch_burst(root: Path, threads: int, then_start_training: bool) -> None:
+    """All 7 recordings annotated back to back (a script, a bulk import), optionally followed by START_TRAINING
+    (how the issue measured it): seconds until a model that saw all 7 serves and until training is idle, and
+    the trainings run, without the quiet period before a training and with the service's default."""
+    for debounce_s in (0.0, None):
+        service = Service(root / f"burst-{debounce_s}-{then_start_training}", threads, debounce_s)
+        train, _, _ = watch_split(root)
+        config = config_for("watch")
+        project = "900"
+        started = time.monotonic()
+        for number, task in enumerate(train, start=1):
+            service.annotate(project, config, task, annotation_id=number)
+        if then_start_training:
+            service.start_training(project, config)
+        while not all(trained_with(service, project, "label", task["id"]) for task in train):
+            time.sleep(0.1)
+        fresh = time.monotonic() - started
+        service.wait_idle(project)
+        runs = service.training_state(project)["runs"]
+        quiet = "none" if debounce_s == 0 else f"{service.settings.train_debounce_s:g} s (default)"
+        print(
+            f"  quiet period {quiet}: a model that saw all 7 serves after {fresh:.1f} s; idle after "
+            f"{time.monotonic() - started:.1f} s; {runs} trainings",
+            flush=True,
+        )
+
+
 # --- video -------------------------------------------------------------------------------------------------
 def video_f1(service: Service, project: str, config: str, held: list[dict], labels: list[str]) -> float:
     truths, preds = [], []
@@ -372,6 +406,12 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 4, 7], help="watch recordings annotated")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds, one run each")
     parser.add_argument(
+        "--burst",
+        action="store_true",
+        help="only: all 7 watch recordings annotated back to back (then START_TRAINING), with and without the "
+        "quiet period before a training",
+    )
+    parser.add_argument(
         "--during-full-retrain",
         action="store_true",
         help="only: the 7th watch recording annotated while a follow-up full retrain runs, stopped or not",
@@ -384,6 +424,11 @@ def main() -> None:
         f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads {args.threads}"
     )
     with tempfile.TemporaryDirectory() as tmp:
+        if args.burst:
+            for then_start_training in (False, True):
+                print(f"watch, 7 recordings back to back{', then START_TRAINING' * then_start_training}")
+                bench_watch_burst(Path(tmp), args.threads, then_start_training)
+            return
         service = Service(Path(tmp), args.threads)
         for seed in args.seeds:
             use_training_seed(seed)

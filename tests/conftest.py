@@ -31,5 +31,6 @@ def settings(tmp_path: Path) -> Settings:
             "MEDIA_ROOTS": str(TEST_DATA),
             "TORCH_THREADS": "1",
             "MEDIA_TIMEOUT": "2",
+            "TRAIN_DEBOUNCE_S": "0",  # trainings start at once; tests of bursts set a quiet period
         }
     )

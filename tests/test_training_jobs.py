@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import time
@@ -48,6 +49,17 @@ def test_burst_of_ten_events_trains_at_most_twice(settings, slow_fit) -> None:
     # the last training saw every annotation of the burst
     meta = app.config["BACKEND"].store.control_store("1", "label").load()[1]
     assert sorted(meta["task_ids"]) == list(range(1, 11))
+
+
+def test_a_burst_spread_over_seconds_trains_once_on_all_of_it_after_a_quiet_period(settings) -> None:
+    app = make_app(dataclasses.replace(settings, train_debounce_s=0.6))
+    client = app.test_client()
+    for i in range(6):  # one every 0.3 s: each within the quiet period of the one before
+        client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", i + 1, i + 1, "Ball"))
+        time.sleep(0.3)
+    state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+    assert [run["tasks"] for run in fit_log(settings)] == [6]
+    assert state["trained"] == state["requested"] == 6
 
 
 def test_start_training_retrains_from_scratch_and_annotations_fine_tune(settings) -> None:

@@ -4,6 +4,7 @@ Control models and the HTTP layer never know which one runs their jobs."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 from utils.service.settings import Settings
 
 TRAIN = "train"  # the job kind that is coalesced per project; every other kind is a plain job
+SETTLE_MAX_FACTOR = 10  # a burst delays its training by at most this many quiet periods
 
 JobHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
 """`handler(project_id, payload) -> result`: the work of one job kind, run by whichever engine."""
@@ -42,6 +44,23 @@ class JobEngine(Protocol):
         """Block until every training request of `project_id` is handled (tests, CLI tools)."""
 
 
+def settle(count: Callable[[], int | None], quiet_s: float) -> None:
+    """Wait until `count()` (a project's training requests) has not changed for `quiet_s`, at most
+    `SETTLE_MAX_FACTOR` times as long: a burst of annotations (a bulk import, a script) then trains once, on
+    all of them, instead of once on its first and again on the rest."""
+    if quiet_s <= 0:
+        return
+    deadline = time.monotonic() + SETTLE_MAX_FACTOR * quiet_s
+    last, quiet_since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(min(0.1, quiet_s))
+        now = count()
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+
+
 def make_job_engine(
     settings: Settings, state_root: Path, handlers: Mapping[str, JobHandler], job_target: str
 ) -> JobEngine:
@@ -53,4 +72,4 @@ def make_job_engine(
         return RedisJobs(settings, state_root, handlers, job_target)
     from utils.service.jobs import TrainingJobs
 
-    return TrainingJobs(state_root, handlers)
+    return TrainingJobs(state_root, handlers, settings.train_debounce_s)

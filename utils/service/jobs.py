@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.service.files import safe_name
-from utils.service.job_engine import TRAIN, JobHandler
+from utils.service.job_engine import TRAIN, JobHandler, settle
 from utils.service.locks import file_lock, is_locked
 from utils.service.project_state import ProjectState
 
@@ -32,8 +32,9 @@ class TrainingJobs:
 
     name = "embedded"
 
-    def __init__(self, state_root: Path, handlers: Mapping[str, JobHandler]):
+    def __init__(self, state_root: Path, handlers: Mapping[str, JobHandler], debounce_s: float = 0.0):
         self.state_root = state_root
+        self.debounce_s = debounce_s
         self._state = ProjectState(
             state_root,
             "jobs.json",
@@ -144,6 +145,7 @@ class TrainingJobs:
                 logger.exception("training bookkeeping failed for project %s", project_id)
 
     def _run_once(self, project_id: str) -> None:
+        settle(lambda: self.requested(project_id), self.debounce_s)
         with file_lock(self._train_lock(project_id)):
             known = self._state.read(project_id)
             target = known["requested"]

@@ -32,7 +32,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from utils.service.deferred_requests import DeferredRequests
-from utils.service.job_engine import TRAIN, JobHandler
+from utils.service.job_engine import TRAIN, JobHandler, settle
 from utils.service.redis_connection import PREFIX, connect
 from utils.service.settings import Settings
 from utils.service.shared_storage import check_model_dir
@@ -412,6 +412,7 @@ class RedisJobs:
         job_id = job.id if job is not None else ""
         token = uuid.uuid4().hex
         worker = os.environ.get("RQ_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+        settle(lambda: self.requested(project_id), self.settings.train_debounce_s)
         target = self._acquire(project_id, token, worker, job_id)
         if target < 0:
             return {"status": "skipped", "reason": "every request is already trained"}

@@ -113,6 +113,7 @@ class Settings:
     jobs_queue: str = "temporal-ml"
     job_timeout_s: int = 7200
     job_lock_ttl_s: float = 30.0
+    train_debounce_s: float = 1.0
     worker_nice: int = 10
     predict_budget_s: float = 30.0
     video_encode_fps: float = 100.0
@@ -156,6 +157,7 @@ class Settings:
             jobs_queue=env.get("JOBS_QUEUE", "temporal-ml"),
             job_timeout_s=int(env.get("JOB_TIMEOUT", "7200")),
             job_lock_ttl_s=max(1.0, float(env.get("JOB_LOCK_TTL", "30"))),
+            train_debounce_s=max(0.0, float(env.get("TRAIN_DEBOUNCE_S", "1"))),
             worker_nice=int(env.get("WORKER_NICE", "10")),
             predict_budget_s=float(env.get("PREDICT_BUDGET_S", "30")),
             video_encode_fps=float(env.get("VIDEO_ENCODE_FPS", "100")),
