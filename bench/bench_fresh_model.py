@@ -330,8 +330,10 @@ def bench_watch_burst(root: Path, threads: int, then_start_training: bool) -> No
     (how the issue measured it): seconds until a model that saw all 7 serves and until training is idle, and
     the trainings run, without the quiet period before a training and with the service's default."""
     for debounce_s in (0.0, None):
-        service = Service(root / f"burst-{debounce_s}-{then_start_training}", threads, debounce_s)
-        train, _, _ = watch_split(root)
+        service_root = root / f"burst-{debounce_s}-{then_start_training}"
+        service_root.mkdir()
+        service = Service(service_root, threads, debounce_s)
+        train, _, _ = watch_split(service_root)
         config = config_for("watch")
         project = "900"
         started = time.monotonic()
