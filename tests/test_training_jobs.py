@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_app, make_backend
 from fixtures.recording_control import RecordingTimelineModel
+from utils.service.job_engine import JobEngine
 from utils.service.settings import Settings
+
+START_TRAINING = {"action": "START_TRAINING", "project": {"id": 1, "label_config": VIDEO_CONFIG}}
 
 
 def fit_log(settings) -> list[dict]:
@@ -62,15 +66,19 @@ def test_a_burst_spread_over_seconds_trains_once_on_all_of_it_after_a_quiet_peri
     assert state["trained"] == state["requested"] == 6
 
 
-def test_start_training_retrains_from_scratch_and_annotations_fine_tune(settings) -> None:
+def trained_once_then_start_training(settings: Settings) -> tuple[FlaskClient, JobEngine]:
+    """A project trained on one annotation, then sent START_TRAINING: its client and job engine."""
     app = make_app(settings)
     client = app.test_client()
     jobs = app.config["BACKEND"].jobs
     client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
     jobs.wait_idle("1", timeout_s=30)
-    client.post(
-        "/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "label_config": VIDEO_CONFIG}}
-    )
+    client.post("/webhook", json=START_TRAINING)
+    return client, jobs
+
+
+def test_start_training_retrains_from_scratch_and_annotations_fine_tune(settings) -> None:
+    client, jobs = trained_once_then_start_training(settings)
     jobs.wait_idle("1", timeout_s=30)
     client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
     jobs.wait_idle("1", timeout_s=30)
@@ -156,14 +164,7 @@ def test_annotations_made_while_a_follow_up_full_retrain_runs_stop_it(settings, 
 
 def test_a_full_retrain_asked_for_with_start_training_is_not_stopped(settings, monkeypatch) -> None:
     slow_full_retrains(monkeypatch, 1.5, ask_for_one=False)
-    app = make_app(settings)
-    client = app.test_client()
-    jobs = app.config["BACKEND"].jobs
-    client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
-    jobs.wait_idle("1", timeout_s=30)
-    client.post(
-        "/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "label_config": VIDEO_CONFIG}}
-    )
+    client, jobs = trained_once_then_start_training(settings)
     wait_until(lambda: jobs.status()["1"]["state"] == "running")
     time.sleep(0.3)
     client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
@@ -217,9 +218,7 @@ def test_each_training_gives_a_new_model_version(settings) -> None:
     backend.handle_event("ANNOTATION_CREATED", annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
     backend.jobs.wait_idle("1")
     first = backend.model_version("1", VIDEO_CONFIG)
-    backend.handle_event(
-        "START_TRAINING", {"action": "START_TRAINING", "project": {"id": 1, "label_config": VIDEO_CONFIG}}
-    )
+    backend.handle_event("START_TRAINING", START_TRAINING)
     backend.jobs.wait_idle("1")
     assert len({before, first, backend.model_version("1", VIDEO_CONFIG)}) == 3
 
