@@ -106,6 +106,30 @@ def test_burst_of_thirty_webhooks_on_two_web_and_two_rq_workers(cluster: Cluster
     assert health(web)["jobs"]["queue"]["finished"] >= 3  # RQ's own registry shows the jobs
 
 
+def test_a_follow_up_full_retrain_on_an_rq_worker_stops_for_a_new_annotation(cluster: Cluster) -> None:
+    # a fine-tuning on one task asks for a full retrain, which takes 60 s on that one task
+    slow = {"RECORDING_SCRATCH_ONE_TASK_SECONDS": "60", "RECORDING_ONE_TASK_ASKS_FULL_RETRAIN": "1"}
+    web = cluster.web(workers=1, **slow)
+    cluster.worker(**slow)
+    wait_for(cluster, lambda: len(health(web)["jobs"]["workers"]) == 1, 60, "the RQ worker")
+    assert post_event(web, annotation_event("ANNOTATION_CREATED", 1, 1, "Ball")).status_code == 200
+    wait_for(cluster, lambda: len(fits(cluster.model_dir)) == 1, 60, "the fine-tuning on one task")
+    wait_for(cluster, lambda: health(web)["training"]["1"]["state"] == "running", 30, "the full retrain")
+    time.sleep(1.5)  # the quiet period is over: the full retrain runs
+    assert post_event(web, annotation_event("ANNOTATION_CREATED", 2, 2, "Goal")).status_code == 200
+    wait_for(
+        cluster, lambda: trained_up_to_date(web, ["1"]), 45, "the stop, the fine-tuning, the full retrain"
+    )
+    runs = sorted(fits(cluster.model_dir), key=lambda r: r["start"])
+    assert [(r["warm_start"], r.get("tasks"), r.get("stopped", False)) for r in runs] == [
+        (True, 1, False),
+        (False, None, True),
+        (True, 2, False),
+        (False, 2, False),
+    ]
+    assert trained_task_ids(cluster.model_dir, "1") == [1, 2]
+
+
 def test_training_of_a_worker_killed_with_sigkill_completes_on_another(cluster: Cluster) -> None:
     web = cluster.web(workers=1)
     workers = [cluster.worker(RECORDING_FIT_SECONDS="4"), cluster.worker(RECORDING_FIT_SECONDS="4")]

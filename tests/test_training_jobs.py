@@ -120,17 +120,11 @@ def test_annotations_made_before_a_follow_up_full_retrain_starts_are_fine_tuned_
 
 
 def slow_full_retrains(monkeypatch, seconds: float, ask_for_one: bool) -> None:
-    """Fine-tunings are quick; a training from scratch on a single task takes `seconds` (on more, 0.2 s).
-    With `ask_for_one`, a fine-tuning on a single task asks for a full retrain (as a time-series model does
-    when its data outgrew its last one)."""
-    fit = RecordingTimelineModel.fit
-
-    def timed(self, tasks, warm_start=True, **options):
-        self.fit_seconds = 0.0 if warm_start else seconds if len(tasks) == 1 else 0.2
-        due = ask_for_one and warm_start and len(tasks) == 1
-        return {**fit(self, tasks, warm_start, **options), "full_retrain_due": due}
-
-    monkeypatch.setattr(RecordingTimelineModel, "fit", timed)
+    """A training from scratch on a single task takes `seconds`, the others no time. With `ask_for_one`, a
+    fine-tuning on a single task asks for a full retrain (as a time-series model does when its data outgrew
+    its last one)."""
+    monkeypatch.setenv("RECORDING_SCRATCH_ONE_TASK_SECONDS", str(seconds))
+    monkeypatch.setenv("RECORDING_ONE_TASK_ASKS_FULL_RETRAIN", "1" if ask_for_one else "0")
 
 
 def wait_until(condition) -> None:
