@@ -92,11 +92,15 @@ class Timing:
 class Service:
     """The real app, in process, spoken to over its HTTP routes."""
 
-    def __init__(self, root: Path, threads: int, debounce_s: float | None = None):
+    def __init__(
+        self, root: Path, threads: int, debounce_s: float | None = None, train_threads: int | None = None
+    ):
         debounce = {} if debounce_s is None else {"TRAIN_DEBOUNCE_S": str(debounce_s)}
+        training = {} if train_threads is None else {"TRAIN_THREADS": str(train_threads)}
         settings = Settings.from_env(
             {
                 **debounce,
+                **training,
                 "MODEL_DIR": str(root / "models"),
                 "CACHE_DIR": str(root / "cache"),
                 "MEDIA_ROOTS": f"{root}:{spliced_checkpoint().parents[1]}:{Path('tests/data').resolve()}",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from flask.testing import FlaskClient
 
 from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_app, make_backend
@@ -64,6 +66,19 @@ def test_a_burst_spread_over_seconds_trains_once_on_all_of_it_after_a_quiet_peri
     state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
     assert [run["tasks"] for run in fit_log(settings)] == [6]
     assert state["trained"] == state["requested"] == 6
+
+
+@pytest.mark.parametrize("train_threads", [1, 2])
+def test_a_training_runs_on_its_own_thread_count_and_leaves_the_serving_one(settings, train_threads) -> None:
+    app = make_app(dataclasses.replace(settings, torch_threads=3, train_threads=train_threads))
+    app.test_client().post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
+    app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
+    assert [run["threads"] for run in fit_log(settings)] == [train_threads]
+    counts: list[int] = []
+    later = threading.Thread(target=lambda: counts.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert counts == [3]  # threads that start using torch after a training get the serving count
 
 
 def trained_once_then_start_training(settings: Settings) -> tuple[FlaskClient, JobEngine]:

@@ -100,6 +100,7 @@ class Settings:
     basic_auth_user: str = ""
     basic_auth_pass: str = field(default="", repr=False)
     torch_threads: int = 2
+    train_threads: int = 1
     media_roots: tuple[Path, ...] = ()
     model_roots: tuple[Path, ...] = ()
     local_files_document_root: Path | None = None
@@ -144,6 +145,7 @@ class Settings:
             basic_auth_user=env.get("BASIC_AUTH_USER", ""),
             basic_auth_pass=env.get("BASIC_AUTH_PASS", ""),
             torch_threads=read("TORCH_THREADS", 2, _number(int, 1)),
+            train_threads=read("TRAIN_THREADS", 1, _number(int, 1)),
             media_roots=_paths(env.get("MEDIA_ROOTS")),
             model_roots=_paths(env.get("MODEL_ROOTS")),
             local_files_document_root=Path(doc_root).resolve() if doc_root else None,
