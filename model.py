@@ -427,7 +427,7 @@ class TemporalBackend:
                 metrics[model.from_name] = {"skipped": "no annotated tasks with regions of this control"}
                 continue
             # the temporal nets are small: their many small operations run fastest on few threads (one
-            # trains a watch model 1.7x as fast as two under gunicorn's OMP_WAIT_POLICY=PASSIVE), and the
+            # trains a watch model 1.6x as fast as two under gunicorn's OMP_WAIT_POLICY=PASSIVE), and the
             # other cores stay free for predictions; set again each time, since YOLO loading resets it
             torch.set_num_threads(self.settings.train_threads)
             try:

@@ -19,8 +19,9 @@ other tasks) and ends with the mean and spread of the F1 differences, and the ra
 over the seeds (on watch the seed alone moves a full retrain's F1 by up to ~0.1).
 
 `--during-full-retrain`: the 7th watch recording annotated while a follow-up full retrain runs, with that
-retrain stopped for it and without. `--burst`: all 7 annotated back to back (then START_TRAINING), with and
-without the quiet period before a training (`TRAIN_DEBOUNCE_S`).
+retrain stopped for it and without. `--burst`: all 7 watch recordings, then all 8 spliced videos (opened
+first, so their features are cached), annotated back to back (then START_TRAINING), with and without the quiet
+period before a training (`TRAIN_DEBOUNCE_S`).
 
 Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only | --during-full-retrain |
 --burst] [--counts 1 4 7] [--threads 2] [--seeds 0]`
@@ -329,33 +330,66 @@ def time_seventh_during_full_retrain(
     return fresh, time.monotonic() - started
 
 
-def bench_watch_burst(root: Path, threads: int, then_start_training: bool) -> None:
-    """All 7 recordings annotated back to back (a script, a bulk import), optionally followed by START_TRAINING
-    (how the issue measured it): seconds until a model that saw all 7 serves and until training is idle, and
-    the trainings run, without the quiet period before a training and with the service's default."""
-    for debounce_s in (0.0, None):
-        service_root = root / f"burst-{debounce_s}-{then_start_training}"
-        service_root.mkdir()
-        service = Service(service_root, threads, debounce_s)
-        train, _, _ = watch_split(service_root)
-        config = config_for("watch")
-        project = "900"
-        started = time.monotonic()
-        for number, task in enumerate(train, start=1):
-            service.annotate(project, config, task, annotation_id=number)
-        if then_start_training:
-            service.start_training(project, config)
-        while not all(trained_with(service, project, "label", task["id"]) for task in train):
-            time.sleep(0.1)
-        fresh = time.monotonic() - started
-        service.wait_idle(project)
-        runs = service.training_state(project)["runs"]
-        quiet = "none" if debounce_s == 0 else f"{service.settings.train_debounce_s:g} s (default)"
-        print(
-            f"  quiet period {quiet}: a model that saw all 7 serves after {fresh:.1f} s; idle after "
-            f"{time.monotonic() - started:.1f} s; {runs} trainings",
-            flush=True,
-        )
+@dataclass(frozen=True)
+class Burst:
+    """Annotations sent to one project back to back (a script, a bulk import)."""
+
+    name: str
+    config: str
+    control: str
+    tasks: list[dict[str, Any]]
+    open_first: bool  # each task is predicted first, as Label Studio asks when the annotator opens it
+
+
+def watch_burst(root: Path) -> Burst:
+    train, _, _ = watch_split(root)
+    return Burst("watch, 7 recordings", config_for("watch"), "label", train, open_first=False)
+
+
+def video_burst() -> Burst:
+    config = timeline_config(spliced_labels(), model_trainable="true", model_path=spliced_checkpoint().name)
+    tasks = [
+        {"id": t["id"], "data": t["data"], "result": t["annotations"][0]["result"]} for t in spliced_tasks()
+    ]
+    return Burst("video, 8 spliced videos", config, "videoLabels", tasks, open_first=True)
+
+
+def time_burst(
+    service: Service, project: str, burst: Burst, then_start_training: bool = False
+) -> tuple[float, float, int]:
+    """Seconds from the first annotation until a model that saw all of them serves, and until training is
+    idle; the trainings run."""
+    if burst.open_first:
+        service.predict(project, burst.config, burst.tasks)
+    started = time.monotonic()
+    for number, task in enumerate(burst.tasks, start=1):
+        service.annotate(project, burst.config, task, annotation_id=number)
+    if then_start_training:
+        service.start_training(project, burst.config)
+    while not all(trained_with(service, project, burst.control, task["id"]) for task in burst.tasks):
+        time.sleep(0.1)
+    fresh = time.monotonic() - started
+    service.wait_idle(project)
+    return fresh, time.monotonic() - started, service.training_state(project)["runs"]
+
+
+def bench_burst(root: Path, threads: int, then_start_training: bool) -> None:
+    """All tasks annotated back to back, optionally followed by START_TRAINING (how the issue measured it):
+    seconds until a model that saw all of them serves and until training is idle, and the trainings run,
+    without the quiet period before a training and with the service's default."""
+    for index, make_burst in enumerate((watch_burst, lambda _root: video_burst())):
+        for debounce_s in (0.0, None):
+            service_root = root / f"burst-{index}-{debounce_s}-{then_start_training}"
+            service_root.mkdir()
+            service = Service(service_root, threads, debounce_s)
+            burst = make_burst(service_root)
+            fresh, idle, runs = time_burst(service, "900", burst, then_start_training)
+            quiet = "none" if debounce_s == 0 else f"{service.settings.train_debounce_s:g} s (default)"
+            print(
+                f"  {burst.name}, quiet period {quiet}: a model that saw all of them serves after {fresh:.1f} s; "
+                f"idle after {idle:.1f} s; {runs} trainings",
+                flush=True,
+            )
 
 
 # --- video -------------------------------------------------------------------------------------------------
@@ -369,11 +403,8 @@ def video_f1(service: Service, project: str, config: str, held: list[dict], labe
 
 
 def bench_video(service: Service, seed: int) -> None:
-    labels = spliced_labels()
-    config = timeline_config(labels, model_trainable="true", model_path=spliced_checkpoint().name)
-    tasks = [
-        {"id": t["id"], "data": t["data"], "result": t["annotations"][0]["result"]} for t in spliced_tasks()
-    ]
+    labels, burst = spliced_labels(), video_burst()
+    config, tasks = burst.config, burst.tasks
     project = str(2 + 100 * seed)
     print(f"video (8 spliced videos, features cached), seed {seed}", flush=True)
     for count, task in enumerate(tasks, start=1):
@@ -414,8 +445,8 @@ def main() -> None:
     parser.add_argument(
         "--burst",
         action="store_true",
-        help="only: all 7 watch recordings annotated back to back (then START_TRAINING), with and without the "
-        "quiet period before a training",
+        help="only: all 7 watch recordings, then all 8 videos, annotated back to back (then START_TRAINING), "
+        "with and without the quiet period before a training",
     )
     parser.add_argument(
         "--during-full-retrain",
@@ -432,8 +463,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.burst:
             for then_start_training in (False, True):
-                print(f"watch, 7 recordings back to back{', then START_TRAINING' * then_start_training}")
-                bench_watch_burst(Path(tmp), args.threads, then_start_training)
+                print(f"annotated back to back{', then START_TRAINING' * then_start_training}")
+                bench_burst(Path(tmp), args.threads, then_start_training)
             return
         service = Service(Path(tmp), args.threads)
         for seed in args.seeds:

@@ -1,10 +1,9 @@
 """Trainings on their own torch thread count (`TRAIN_THREADS`, default 1) against the serving one
 (`TORCH_THREADS`, default 2, which trainings used before): through the HTTP API, in one process with
 OMP_WAIT_POLICY=PASSIVE as `gunicorn.conf.py` sets it for the service, seconds from the first annotation
-until a model that saw all of them serves:
-- watch: the first 70% of each of the 7 recordings annotated back to back (one training from scratch, as in
-  `bench_fresh_model --burst`), with macro-F1 on the held-out last 30%;
-- video: the 8 spliced videos opened (their features cached) and annotated back to back.
+until a model that saw all of them serves, for the bursts of `bench_fresh_model --burst`:
+- watch: the first 70% of each of the 7 recordings annotated back to back (one training from scratch);
+- video: the 8 spliced videos opened (their features cached), then annotated back to back.
 Each case runs with the old thread count first, then with the new one, and prints the ratio, and the ratio of
 the net's seconds per epoch (the float sums differ between thread counts, so the two trainings may stop after
 different numbers of epochs).
@@ -17,18 +16,11 @@ import argparse
 import logging
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench.bench_fresh_model import Service, trained_with, watch_f1, watch_split  # noqa: E402
-from bench.bench_timeseries_quality import config_for  # noqa: E402
-from fixtures.timeline import spliced_checkpoint, spliced_labels, spliced_tasks, timeline_config  # noqa: E402
-
-# -> seconds until all seen, the net's seconds per epoch, what else to print
-Case = Callable[[Service, Path], tuple[float, float, str]]
+from bench.bench_fresh_model import Burst, Service, time_burst, video_burst, watch_burst  # noqa: E402
 
 
 def net_seconds_per_epoch(service: Service, project: str, control: str) -> tuple[float, str]:
@@ -37,41 +29,6 @@ def net_seconds_per_epoch(service: Service, project: str, control: str) -> tuple
     return metrics["seconds"] / metrics[
         "epochs"
     ], f"net {metrics['seconds']:.1f} s, {metrics['epochs']} epochs"
-
-
-def watch_case(service: Service, root: Path) -> tuple[float, float, str]:
-    train, held, labels = watch_split(root)
-    config = config_for("watch")
-    started = time.monotonic()
-    for number, task in enumerate(train, start=1):
-        service.annotate("1", config, task, annotation_id=number)
-    while not all(trained_with(service, "1", "label", task["id"]) for task in train):
-        time.sleep(0.1)
-    seconds = time.monotonic() - started
-    service.wait_idle("1")
-    per_epoch, net = net_seconds_per_epoch(service, "1", "label")
-    return (
-        seconds,
-        per_epoch,
-        f"{net}; F1 on the held-out 30% {watch_f1(service, '1', config, held, labels):.3f}",
-    )
-
-
-def video_case(service: Service, root: Path) -> tuple[float, float, str]:
-    config = timeline_config(spliced_labels(), model_trainable="true", model_path=spliced_checkpoint().name)
-    tasks = [
-        {"id": t["id"], "data": t["data"], "result": t["annotations"][0]["result"]} for t in spliced_tasks()
-    ]
-    service.predict("2", config, tasks)  # the annotator opens each task: its features are cached
-    started = time.monotonic()
-    for number, task in enumerate(tasks, start=1):
-        service.annotate("2", config, task, annotation_id=100 + number)
-    while not all(trained_with(service, "2", "videoLabels", task["id"]) for task in tasks):
-        time.sleep(0.1)
-    seconds = time.monotonic() - started
-    service.wait_idle("2")
-    per_epoch, net = net_seconds_per_epoch(service, "2", "videoLabels")
-    return seconds, per_epoch, f"{net}; {service.training_state('2')['runs']} training(s)"
 
 
 def main() -> None:
@@ -84,18 +41,20 @@ def main() -> None:
         f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     )
-    cases: dict[str, Case] = {"watch, 7 recordings": watch_case, "video, 8 spliced videos": video_case}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, case in cases.items():
-            seconds, per_epoch = {}, {}
+        for index, make_burst in enumerate((watch_burst, lambda _root: video_burst())):
+            seconds, per_epoch, name = {}, {}, ""
             for train_threads in (args.threads, args.train_threads):
-                root = Path(tmp) / f"{name[:5]}-{train_threads}"
+                root = Path(tmp) / f"{index}-{train_threads}"
                 root.mkdir()
                 service = Service(root, args.threads, train_threads=train_threads)
-                seconds[train_threads], per_epoch[train_threads], extra = case(service, root)
+                burst: Burst = make_burst(root)
+                name = burst.name
+                seconds[train_threads], _, runs = time_burst(service, "1", burst)
+                per_epoch[train_threads], net = net_seconds_per_epoch(service, "1", burst.control)
                 print(
                     f"  {name}, trainings on {train_threads} thread(s): a model that saw every annotation "
-                    f"serves after {seconds[train_threads]:.1f} s; {extra}",
+                    f"serves after {seconds[train_threads]:.1f} s; {net}; {runs} training(s)",
                     flush=True,
                 )
             print(
