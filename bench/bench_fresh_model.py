@@ -21,10 +21,12 @@ over the seeds (on watch the seed alone moves a full retrain's F1 by up to ~0.1)
 `--during-full-retrain`: the 7th watch recording annotated while a follow-up full retrain runs, with that
 retrain stopped for it and without. `--burst`: all 7 watch recordings, then all 8 spliced videos (opened
 first, so their features are cached), annotated back to back (then START_TRAINING), with and without the quiet
-period before a training (`TRAIN_DEBOUNCE_S`).
+period before a training (`TRAIN_DEBOUNCE_S`); `--burst --as-issue-measured` only as the issue measured it (then
+START_TRAINING, the default quiet period), once per seed of `--seeds` (training seed and project id, so the
+gate holds out other tasks), ending with the range of the seconds until idle.
 
 Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only | --during-full-retrain |
---burst] [--counts 1 4 7] [--threads 2] [--seeds 0]`
+--burst [--as-issue-measured]] [--counts 1 4 7] [--threads 2] [--seeds 0]`
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ TRAIN_SHARE = 0.7
 TOKEN = "bench-token"
 F1_GAPS: dict[str, list[float]] = {}  # case -> warm F1 - full F1, one per seed
 FULL_F1: dict[str, list[float]] = {}  # case -> full retrain F1, one per seed (the seed alone moves it)
+BURST_IDLE: dict[str, list[float]] = {}  # burst -> seconds until training was idle, one per run
 
 
 def use_training_seed(seed: int) -> None:
@@ -373,21 +376,25 @@ def time_burst(
     return fresh, time.monotonic() - started, service.training_state(project)["runs"]
 
 
-def bench_burst(root: Path, threads: int, then_start_training: bool) -> None:
+def bench_burst(
+    root: Path, threads: int, then_start_training: bool, quiet_periods: tuple[float | None, ...], seed: int
+) -> None:
     """All tasks annotated back to back, optionally followed by START_TRAINING (how the issue measured it):
-    seconds until a model that saw all of them serves and until training is idle, and the trainings run,
-    without the quiet period before a training and with the service's default."""
+    seconds until a model that saw all of them serves and until training is idle, and the trainings run, per
+    quiet period before a training (None: the service's default). The seed picks the training seed and the
+    project id (which tasks the gate holds out)."""
     for index, make_burst in enumerate((watch_burst, lambda _root: video_burst())):
-        for debounce_s in (0.0, None):
-            service_root = root / f"burst-{index}-{debounce_s}-{then_start_training}"
+        for debounce_s in quiet_periods:
+            service_root = root / f"burst-{index}-{debounce_s}-{then_start_training}-{seed}"
             service_root.mkdir()
             service = Service(service_root, threads, debounce_s)
             burst = make_burst(service_root)
-            fresh, idle, runs = time_burst(service, "900", burst, then_start_training)
+            fresh, idle, runs = time_burst(service, str(900 + seed), burst, then_start_training)
+            BURST_IDLE.setdefault(burst.name, []).append(idle)
             quiet = "none" if debounce_s == 0 else f"{service.settings.train_debounce_s:g} s (default)"
             print(
-                f"  {burst.name}, quiet period {quiet}: a model that saw all of them serves after {fresh:.1f} s; "
-                f"idle after {idle:.1f} s; {runs} trainings",
+                f"  {burst.name}, quiet period {quiet}, seed {seed}: a model that saw all of them serves after "
+                f"{fresh:.1f} s; idle after {idle:.1f} s; {runs} trainings",
                 flush=True,
             )
 
@@ -449,6 +456,11 @@ def main() -> None:
         "with and without the quiet period before a training",
     )
     parser.add_argument(
+        "--as-issue-measured",
+        action="store_true",
+        help="with --burst: only back to back then START_TRAINING, with the default quiet period, per seed",
+    )
+    parser.add_argument(
         "--during-full-retrain",
         action="store_true",
         help="only: the 7th watch recording annotated while a follow-up full retrain runs, stopped or not",
@@ -462,9 +474,17 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         if args.burst:
-            for then_start_training in (False, True):
-                print(f"annotated back to back{', then START_TRAINING' * then_start_training}")
-                bench_burst(Path(tmp), args.threads, then_start_training)
+            quiet_periods = (None,) if args.as_issue_measured else (0.0, None)
+            for seed in args.seeds:
+                use_training_seed(seed)
+                for then_start_training in (True,) if args.as_issue_measured else (False, True):
+                    print(f"annotated back to back{', then START_TRAINING' * then_start_training}")
+                    bench_burst(Path(tmp), args.threads, then_start_training, quiet_periods, seed)
+            if args.as_issue_measured:
+                for name, seconds in BURST_IDLE.items():
+                    print(
+                        f"{name}: idle after {min(seconds):.1f}-{max(seconds):.1f} s over {len(seconds)} seeds"
+                    )
             return
         service = Service(Path(tmp), args.threads)
         for seed in args.seeds:
