@@ -6,8 +6,8 @@ accuracy, macro-F1 over labels and segment F1 at IoU 0.5 for
 - watch: test on subjects 6-7, train on subjects 1 / 1-3 / 1-5 (a learning curve);
 with the baseline trained on the same split in the same run. Watch subjects 1-5 are trained once per seed
 of `--seeds` (cross-subject results vary with the seed), followed by the worst and mean macro-F1.
-Run: `.venv/bin/python -m bench.bench_timeseries_quality [--quick] [--seeds 0 1 2]`
-(--quick: basicmotions + watch subjects 1-5 only).
+Run: `.venv/bin/python -m bench.bench_timeseries_quality [--quick] [--seeds 0 1 2] [--patience 10]`
+(--quick: basicmotions + watch subjects 1-5 only; --patience: another stop rule, to compare with the net's own).
 """
 
 from __future__ import annotations
@@ -112,10 +112,18 @@ def run_model_factory(dataset: str, name: str, tmp: Path) -> TimeSeriesLabelsMod
 
 
 def run_ours(
-    dataset: str, train: list[AnnotatedTask], test: list[AnnotatedTask], tmp: Path, seed: int = 0
+    dataset: str,
+    train: list[AnnotatedTask],
+    test: list[AnnotatedTask],
+    tmp: Path,
+    seed: int = 0,
+    patience: int | None = None,
 ) -> dict:
     model = run_model_factory(dataset, f"{dataset}-{len(train)}-{seed}", tmp)
-    model.train_config = replace(model.train_config, seed=seed)
+    config = model.train_config
+    model.train_config = replace(
+        config, seed=seed, patience=config.patience if patience is None else patience
+    )
     started = time.monotonic()
     report = model.fit(train)
     fit_s = time.monotonic() - started
@@ -190,6 +198,12 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds for watch 1-5")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="held-out checks without a gain before a stop (the net's own)",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
@@ -200,7 +214,7 @@ def main() -> None:
         bm = load_tasks("basicmotions")
         train = [t for n, t in sorted(bm.items()) if n.startswith("basicmotions_train")]
         test = [t for n, t in sorted(bm.items()) if n.startswith("basicmotions_test")]
-        ours = run_ours("basicmotions", train, test, Path(tmp))
+        ours = run_ours("basicmotions", train, test, Path(tmp), patience=args.patience)
         ref = empty if args.no_reference else run_reference("basicmotions", train, test)
         show("basicmotions (train* -> test*)", ours, ref)
         watch = load_tasks("watch")
@@ -212,7 +226,7 @@ def main() -> None:
             seeds = args.seeds if len(subjects) == 5 else [0]
             f1s = []
             for seed in seeds:
-                ours = run_ours("watch", train, test, Path(tmp), seed)
+                ours = run_ours("watch", train, test, Path(tmp), seed, args.patience)
                 f1s.append(ours["macro_f1"])
                 show(f"watch: train subjects {subjects} -> test subjects (6, 7), seed {seed}", ours, ref)
             if len(seeds) > 1:

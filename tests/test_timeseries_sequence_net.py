@@ -44,6 +44,13 @@ def test_fine_tuning_takes_small_steps_and_keeps_its_starting_weights_unless_an_
     assert warm.learning_rate <= 0.25 * config.learning_rate
 
 
+def test_a_stalled_training_halves_its_step_before_it_stops() -> None:
+    full = SequenceTrainConfig()
+    assert full.lr_patience < full.patience  # a plateau first gets a smaller step, then the stop
+    warm = full.warm()
+    assert warm.lr_patience < warm.patience and warm.lr_patience <= full.lr_patience
+
+
 def test_predict_logits_covers_any_length() -> None:
     torch.manual_seed(0)
     net = SequenceNet(SequenceNetConfig(in_channels=2, n_outputs=3, hidden_size=8))
