@@ -10,7 +10,8 @@ videos, for our training and for a reference-style training on the same features
 Both use the same network (Linear-LayerNorm-ReLU-Dropout-BiLSTM-Linear, hidden 32, 16-frame windows,
 up to 1000 epochs). Features: yolov8n-cls.yaml with BatchNorm calibrated on the videos (offline).
 
-Run: .venv/bin/python -m bench.bench_timeline_learning [--seeds 2] [--ablations]
+Run: .venv/bin/python -m bench.bench_timeline_learning [--seeds 2] [--ablations] [--patience 10 5]
+(--patience: also ours with another stop rule, to compare with the net's own)
 """
 
 from __future__ import annotations
@@ -169,8 +170,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--ablations", action="store_true", help="also ours without each improvement")
     parser.add_argument("--decoding-only", action="store_true", help="only the decoded-regions report")
+    parser.add_argument(
+        "--patience", type=int, nargs="*", default=[], help="also ours stopping after this many stale epochs"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # as the service trains (TRAIN_THREADS)
 
     with tempfile.TemporaryDirectory() as tmp:
         sequences = load_sequences(Path(tmp))
@@ -185,6 +189,7 @@ def main() -> None:
             "ours, no standardization": {"standardize": False},
             "ours, stop on training data": {"stop_on_training_data": True, "f1_threshold": 0.95},
         }
+    variants |= {f"ours, patience {p}": {"patience": p} for p in args.patience}
     print(f"macro-F1 on {len(test)} held-out videos, mean over {args.seeds} seeds (train seconds)")
     print(f"{'videos':>6} " + " ".join(f"{name:>30}" for name in variants))
     for count in TRAIN_COUNTS:
