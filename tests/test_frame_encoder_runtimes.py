@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from control_models.timeline_labels import TimelineLabelsModel
 from fixtures.timeline import OPOSSUM, control_of, make_context, session_dir, timeline_config
@@ -38,6 +39,20 @@ def test_onnx_runtime_features_equal_pytorch_features_within_1e_4(checkpoint: Pa
         np.testing.assert_allclose(got.features, want.features, rtol=0, atol=1e-4 * scale)
         np.testing.assert_allclose(got.probs, want.probs, rtol=0, atol=1e-5)
     assert on_onnx.cache_id == on_torch.cache_id  # cached features serve either runtime
+
+
+def test_pytorch_encoding_runs_on_its_threads_and_gives_the_caller_its_own_back(checkpoint: Path) -> None:
+    encoder = YoloFrameEncoder(checkpoint, threads=2)
+    seen: list[int] = []
+    forward = encoder.net.forward
+    encoder.net.forward = lambda *args: (seen.append(torch.get_num_threads()), forward(*args))[1]
+    torch.set_num_threads(1)  # a training, say
+    try:
+        encode_video(OPOSSUM, encoder, step=1)
+        assert seen and set(seen) == {2}
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_export_is_cached_by_checkpoint_content_and_reused(checkpoint: Path, tmp_path: Path):

@@ -198,12 +198,16 @@ class YoloFrameEncoder:
             for features, probs in self.onnx.stream(chunks):
                 yield EncodedFrames(features, probs)
             return
-        for chunk in chunks:
-            if torch.get_num_threads() != self.threads:  # ultralytics resets it to 1 process-wide
-                torch.set_num_threads(self.threads)
-            with torch.inference_mode():
-                features, probs = self.net(torch.from_numpy(chunk))
-            yield EncodedFrames(features.numpy(), probs.numpy())
+        caller_threads = torch.get_num_threads()  # a training encoding its videos runs on its own count
+        try:
+            for chunk in chunks:
+                if torch.get_num_threads() != self.threads:  # ultralytics resets it to 1 process-wide
+                    torch.set_num_threads(self.threads)
+                with torch.inference_mode():
+                    features, probs = self.net(torch.from_numpy(chunk))
+                yield EncodedFrames(features.numpy(), probs.numpy())
+        finally:
+            torch.set_num_threads(caller_threads)
 
     def encode(self, frames_bgr: list[np.ndarray]) -> EncodedFrames:
         """Features and probabilities for BGR frames (as OpenCV decodes them)."""
