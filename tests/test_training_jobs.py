@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 
 from fixtures.app_factory import VIDEO_CONFIG, annotation_event, make_app, make_backend
 from fixtures.recording_control import RecordingTimelineModel
+from fixtures.servers import wait_until
 from utils.service.job_engine import JobEngine
 from utils.service.settings import Settings
 
@@ -142,20 +143,13 @@ def slow_full_retrains(monkeypatch, seconds: float, ask_for_one: bool) -> None:
     monkeypatch.setenv("RECORDING_ONE_TASK_ASKS_FULL_RETRAIN", "1" if ask_for_one else "0")
 
 
-def wait_until(condition) -> None:
-    deadline = time.monotonic() + 30
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def test_annotations_made_while_a_follow_up_full_retrain_runs_stop_it(settings, monkeypatch) -> None:
     slow_full_retrains(monkeypatch, 60.0, ask_for_one=True)
     app = make_app(settings)
     client = app.test_client()
     client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1, "Ball"))
-    wait_until(
-        lambda: len(fit_log(settings)) == 1
-    )  # the fine-tuning is done; the full retrain it asked for runs
+    # the fine-tuning is done; the full retrain it asked for runs
+    wait_until(lambda: len(fit_log(settings)) == 1, 30, "the fine-tuning", interval_s=0.05)
     time.sleep(0.5)
     client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
     state = app.config["BACKEND"].jobs.wait_idle("1", timeout_s=30)
@@ -174,7 +168,7 @@ def test_annotations_made_while_a_follow_up_full_retrain_runs_stop_it(settings, 
 def test_a_full_retrain_asked_for_with_start_training_is_not_stopped(settings, monkeypatch) -> None:
     slow_full_retrains(monkeypatch, 1.5, ask_for_one=False)
     client, jobs = trained_once_then_start_training(settings)
-    wait_until(lambda: jobs.status()["1"]["state"] == "running")
+    wait_until(lambda: jobs.status()["1"]["state"] == "running", 30, "the full retrain", interval_s=0.05)
     time.sleep(0.3)
     client.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 2, 2, "Goal"))
     jobs.wait_idle("1", timeout_s=30)
