@@ -326,7 +326,14 @@ def time_seventh_during_full_retrain(
     time.sleep(2.0)
     started = time.monotonic()
     service.annotate(project, config, train[6], annotation_id=7)
-    while not trained_with(service, project, "label", train[6]["id"]):
+    return seconds_until_served(service, project, "label", [train[6]], started)
+
+
+def seconds_until_served(
+    service: Service, project: str, control: str, tasks: list[dict[str, Any]], started: float
+) -> tuple[float, float]:
+    """Seconds since `started` until a model that saw all of `tasks` serves, and until training is idle."""
+    while not all(trained_with(service, project, control, task["id"]) for task in tasks):
         time.sleep(0.1)
     fresh = time.monotonic() - started
     service.wait_idle(project)
@@ -369,11 +376,8 @@ def time_burst(
         service.annotate(project, burst.config, task, annotation_id=number)
     if then_start_training:
         service.start_training(project, burst.config)
-    while not all(trained_with(service, project, burst.control, task["id"]) for task in burst.tasks):
-        time.sleep(0.1)
-    fresh = time.monotonic() - started
-    service.wait_idle(project)
-    return fresh, time.monotonic() - started, service.training_state(project)["runs"]
+    fresh, idle = seconds_until_served(service, project, burst.control, burst.tasks, started)
+    return fresh, idle, service.training_state(project)["runs"]
 
 
 def bench_burst(
