@@ -120,6 +120,12 @@ def figures(results: list[TaskResult]) -> dict[str, float | None]:
     }
 
 
+def fold_auroc(results: list[TaskResult]) -> str:
+    """AUROC of one model's regions: calibration must not lower it (it keeps their order)."""
+    value = figures(results)["auroc"]
+    return "-" if value is None else f"{value:.3f}"
+
+
 def with_epochs(model: ControlModel, epochs: int) -> ControlModel:
     """The model with its training capped at `epochs`, set where `train_control` reads it: the model's
     settings (it rebuilds the model from its context, which drops a changed `train_config`)."""
@@ -146,15 +152,17 @@ def run_dataset(name: str, data: Dataset, epochs: int | None, tmp: Path) -> tupl
         calibration = model.trained()[1]["calibration"]
         test_tasks = [data.task(1000 + i, *c) for i, c in enumerate(data.chunks(test, CHUNK[name]))]
         model.calibrated = False
-        before += [data.evaluate(model, t) for t in test_tasks]
+        fold_before = [data.evaluate(model, t) for t in test_tasks]
         model.calibrated = True
-        after += [data.evaluate(model, t) for t in test_tasks]
+        fold_after = [data.evaluate(model, t) for t in test_tasks]
+        before, after = before + fold_before, after + fold_after
         print(
             f"  {name} fold {fold}: fit {fit_s:.1f} s on {len(tasks)} tasks "
             f"({len(summary['gate']['held_out_tasks'])} held out by the gate), {len(test_tasks)} test tasks; "
             "calibration "
             f"T={calibration['temperature']:.2f}, {calibration['region_score']}, "
-            f"{calibration['held_out_right']}/{calibration['held_out_regions']} held-out regions right",
+            f"{calibration['held_out_right']}/{calibration['held_out_regions']} held-out regions right; "
+            f"AUROC in this fold {fold_auroc(fold_before)} -> {fold_auroc(fold_after)}",
             flush=True,
         )
     return before, after

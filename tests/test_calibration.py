@@ -8,6 +8,7 @@ import pytest
 
 from utils.temporal.calibration import (
     MIN_REGIONS,
+    MIN_SLOPE,
     Calibration,
     fit_calibration,
     is_right,
@@ -44,7 +45,7 @@ def held_out(rng: np.random.Generator, sequences: int) -> tuple[list[np.ndarray]
         for start in range(10, 190, 40):
             t[start : start + 20] = 1
             contrast = rng.uniform(0.45, 1.0)
-            p[start : start + 20, 0] = np.clip(contrast + rng.normal(0, 0.25, 20), 0.01, 0.99)
+            p[start : start + 20, 0] = np.clip(contrast + rng.normal(0, 0.15, 20), 0.01, 0.99)
         probs.append(p.astype(np.float32))
         truth.append(t)
     return probs, truth
@@ -100,9 +101,46 @@ def test_held_out_regions_that_are_all_right_shift_scores_up_but_keep_their_orde
         p[t[:, 0] == 1, 0] = np.maximum(p[t[:, 0] == 1, 0], 0.55)
     calibration = fit_calibration(probs, truth, decode, exclusive=False)
     assert calibration.regions == calibration.right >= MIN_REGIONS
-    assert calibration.weights is not None and calibration.weights[1:] == pytest.approx(
-        (1.0, 0.0, 0.0), abs=1e-6
-    )
+    assert calibration.weights is not None and calibration.weights[1:] == pytest.approx((1.0,), abs=1e-6)
     segment = Segment(0, 0, 9, 0.0)
     low, high = np.full((10, 1), 0.6, dtype=np.float32), np.full((10, 1), 0.8, dtype=np.float32)
     assert 0.6 < calibration.region_score(segment, low) < calibration.region_score(segment, high)
+
+
+def mean_ordered(calibration: Calibration, means: list[float]) -> list[float]:
+    """Scores of one-label regions of 10 steps at the given mean probabilities (a dip at one step, so
+    their minimum and length say otherwise than their mean)."""
+    scores = []
+    for mean in means:
+        p = np.full((10, 1), mean, dtype=np.float32)
+        p[3, 0], p[4, 0] = mean - 0.3, mean + 0.3
+        scores.append(calibration.region_score(Segment(0, 0, 9, 0.0), p))
+    return scores
+
+
+def test_fitted_region_scores_keep_the_order_of_the_mean_probability() -> None:
+    calibration = fit_calibration(*held_out(np.random.default_rng(6), 30), decode, exclusive=False)
+    assert calibration.weights is not None and len(calibration.weights) == 2
+    scores = mean_ordered(calibration, [0.35, 0.5, 0.6, 0.65])
+    assert scores == sorted(scores) and len(set(scores)) == 4
+
+
+def test_held_out_regions_that_rank_backwards_cannot_turn_the_order_of_scores_round() -> None:
+    probs, truth = held_out(np.random.default_rng(7), 30)
+    truth = [1 - t for t in truth]  # the confident runs are now wrong, the gaps between them true
+    for p in probs:
+        p[p[:, 0] <= 0.1, 0] = 0.55  # the true gaps come out as weak regions
+    calibration = fit_calibration(probs, truth, decode, exclusive=False)
+    assert calibration.weights is not None and calibration.weights[1] == pytest.approx(MIN_SLOPE, abs=1e-6)
+    scores = mean_ordered(calibration, [0.6, 0.7, 0.8, 0.9])
+    assert scores == sorted(scores) and len(set(scores)) == 4
+
+
+def test_a_saved_three_feature_map_still_scores_with_the_minimum_and_the_length() -> None:
+    saved = Calibration(1.0, (0.0, 1.0, 1.0, 0.0), 30, 15)
+    loaded = Calibration.from_meta({"calibration": saved.as_dict()})
+    p = np.full((10, 1), 0.7, dtype=np.float32)
+    p[3, 0] = 0.2
+    mean, low = float(p.mean()), 0.2
+    expected = 1 / (1 + np.exp(-(np.log(mean / (1 - mean)) + np.log(low / (1 - low)))))
+    assert loaded.region_score(Segment(0, 0, 9, 0.0), p) == pytest.approx(expected, rel=1e-5)
