@@ -381,18 +381,24 @@ def time_burst(
 
 
 def bench_burst(
-    root: Path, threads: int, then_start_training: bool, quiet_periods: tuple[float | None, ...], seed: int
+    root: Path,
+    threads: int,
+    then_start_training: bool,
+    quiet_periods: tuple[float | None, ...],
+    seed: int,
+    kinds: tuple[str, ...] = ("watch", "video"),
 ) -> None:
     """All tasks annotated back to back, optionally followed by START_TRAINING (how the issue measured it):
     seconds until a model that saw all of them serves and until training is idle, and the trainings run, per
     quiet period before a training (None: the service's default). The seed picks the training seed and the
-    project id (which tasks the gate holds out)."""
-    for index, make_burst in enumerate((watch_burst, lambda _root: video_burst())):
+    project id (which tasks the gate holds out); `kinds` picks the bursts."""
+    bursts = {"watch": watch_burst, "video": lambda _root: video_burst()}
+    for kind in kinds:
         for debounce_s in quiet_periods:
-            service_root = root / f"burst-{index}-{debounce_s}-{then_start_training}-{seed}"
+            service_root = root / f"burst-{kind}-{debounce_s}-{then_start_training}-{seed}"
             service_root.mkdir()
             service = Service(service_root, threads, debounce_s)
-            burst = make_burst(service_root)
+            burst = bursts[kind](service_root)
             fresh, idle, runs = time_burst(service, str(900 + seed), burst, then_start_training)
             BURST_IDLE.setdefault(burst.name, []).append(idle)
             quiet = "none" if debounce_s == 0 else f"{service.settings.train_debounce_s:g} s (default)"
@@ -479,11 +485,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.burst:
             quiet_periods = (None,) if args.as_issue_measured else (0.0, None)
+            kinds = ("watch",) * (not args.video_only) + ("video",) * (not args.watch_only)
             for seed in args.seeds:
                 use_training_seed(seed)
                 for then_start_training in (True,) if args.as_issue_measured else (False, True):
                     print(f"annotated back to back{', then START_TRAINING' * then_start_training}")
-                    bench_burst(Path(tmp), args.threads, then_start_training, quiet_periods, seed)
+                    bench_burst(Path(tmp), args.threads, then_start_training, quiet_periods, seed, kinds)
             if args.as_issue_measured:
                 for name, seconds in BURST_IDLE.items():
                     print(
