@@ -30,7 +30,7 @@ from utils.labelstudio.predictions import PredictionPusher, tasks_to_repredict
 from utils.labelstudio.training_data import labelled_tasks
 from utils.service.annotation_store import make_annotation_store
 from utils.service.errors import BadRequestError, LabelConfigError, NotFoundError, TaskError
-from utils.service.files import read_json, write_json_atomic
+from utils.service.files import read_json, safe_name, write_json_atomic
 from utils.service.job_engine import TRAIN, make_job_engine
 from utils.service.model_store import ModelStore
 from utils.service.prediction_jobs import (
@@ -57,6 +57,7 @@ SWEEP_BATCH = 50  # tasks a re-prediction sweep queues before queueing its next 
 
 MAX_REPORTED_SKIPS = 20  # skipped annotations named in /health; the count covers the rest
 JOB_TARGET = "worker.perform"  # the function RQ workers run for every job (see worker.py)
+PREPARE = "prepare"  # the job kind that reads a task's media ahead of a project's first training
 
 CONTROL_MODEL_CLASSES: list[type[ControlModel]] = [TimelineLabelsModel, TimeSeriesLabelsModel]
 
@@ -90,6 +91,7 @@ class TemporalBackend:
         handlers = {
             TRAIN: lambda pid, _payload: self.train_project(pid),
             PREDICT: lambda pid, payload: self.predictions.handle(pid, payload),
+            PREPARE: lambda pid, payload: self.prepare_task(pid, payload),
         }
         self.jobs = make_job_engine(settings, projects_root, handlers, JOB_TARGET)
         self.predictions = PredictionJobs(
@@ -148,7 +150,36 @@ class TemporalBackend:
                 if "error" in item
             ],
         )
+        self._prepare_ahead(pid, models, tasks)
         return {"results": results}
+
+    def _prepare_ahead(self, project_id: str, models: list[ControlModel], tasks: list[Any]) -> None:
+        """Queue a job per task that reads its media for the first training (see
+        `ControlModel.prepares_ahead`), once per task: an annotator opens a task, /predict answers at once,
+        and by the time the annotation arrives its video is encoded."""
+        if not any(model.prepares_ahead for model in models):
+            return
+        for task in tasks:
+            if isinstance(task, dict) and isinstance(task.get("id"), int):
+                job_id = f"{PREPARE}-{safe_name(project_id)}-{task['id']}"
+                self.jobs.submit(PREPARE, project_id, {"task": task}, job_id=job_id)
+
+    def prepare_task(self, project_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A PREPARE job: read the task's media into the caches of the controls that prepare ahead. A task
+        that cannot be read is only logged: its training skips it with the reason."""
+        label_config, task = self._stored_config(project_id), payload.get("task")
+        if not label_config or not isinstance(task, dict):
+            return {"skipped": "no stored label config or no task"}
+        prepared = []
+        for model in self._predictors_for(project_id, label_config):
+            if not model.prepares_ahead:
+                continue
+            try:
+                model.prepare(task)
+                prepared.append(model.from_name)
+            except TaskError as exc:
+                logger.info("task %s, control %s: not prepared: %s", task.get("id"), model.from_name, exc)
+        return {"task": task.get("id"), "prepared": prepared}
 
     def handle_event(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Record what a webhook says and schedule training or predictions; others are acknowledged."""

@@ -11,7 +11,8 @@ fine-tuned version's (pinned for the scoring).
   START_TRAINING (full retrain). With one recording there is nothing to warm-start from. The model serving
   just before the count-th annotation is scored too ("before it"): what the fine-tuning added.
 - video: the 8 spliced videos. Each task is predicted before it is annotated (Label Studio asks when the
-  annotator opens it), which caches its frame features as in real use (the first one has no model yet). After 6 annotated, the
+  annotator opens it), which caches its frame features as in real use (before the first model, a job that
+  /predict queues encodes them). After 6 annotated, the
   warm and the full model are scored on videos 7-8 (not yet annotated); then 7 and 8 are annotated and timed.
 
 `--seeds 0 1` repeats each case with other training seeds (and other project ids, so the gate holds out
@@ -20,13 +21,15 @@ over the seeds (on watch the seed alone moves a full retrain's F1 by up to ~0.1)
 
 `--during-full-retrain`: the 7th watch recording annotated while a follow-up full retrain runs, with that
 retrain stopped for it and without. `--burst`: all 7 watch recordings, then all 8 spliced videos (opened
-first, so their features are cached), annotated back to back (then START_TRAINING), with and without the quiet
-period before a training (`TRAIN_DEBOUNCE_S`); `--burst --as-issue-measured` only as the issue measured it (then
-START_TRAINING, the default quiet period), once per seed of `--seeds` (training seed and project id, so the
-gate holds out other tasks), ending with the range of the seconds until idle.
+first: the jobs that queues encode their frames meanwhile), annotated back to back (then START_TRAINING), with
+and without the quiet period before a training (`TRAIN_DEBOUNCE_S`); `--burst --as-issue-measured` only as the
+issue measured it (then START_TRAINING, the default quiet period), once per seed of `--seeds` (training seed and
+project id, so the gate holds out other tasks), ending with the range of the seconds until idle;
+`--encoded-first`: the videos are annotated once those jobs are done (annotators who take longer over a video
+than its encoding).
 
 Run: `.venv/bin/python -m bench.bench_fresh_model [--watch-only | --video-only | --during-full-retrain |
---burst [--as-issue-measured]] [--counts 1 4 7] [--threads 2] [--seeds 0]`
+--burst [--as-issue-measured] [--encoded-first]] [--counts 1 4 7] [--threads 2] [--seeds 0]`
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from bench.bench_timeseries_quality import config_for, load_tasks  # noqa: E402
 from control_models.base import ControlModel  # noqa: E402
 from control_models.timeline_labels import TimelineLabelsModel  # noqa: E402
 from control_models.timeseries_labels import TimeSeriesLabelsModel  # noqa: E402
+from fixtures.servers import wait_until  # noqa: E402
 from fixtures.timeline import spliced_checkpoint, spliced_labels, spliced_tasks, timeline_config  # noqa: E402
 from model import TemporalBackend  # noqa: E402
 from utils.service.settings import Settings  # noqa: E402
@@ -365,12 +369,24 @@ def video_burst() -> Burst:
 
 
 def time_burst(
-    service: Service, project: str, burst: Burst, then_start_training: bool = False
+    service: Service,
+    project: str,
+    burst: Burst,
+    then_start_training: bool = False,
+    encoded_first: bool = False,
 ) -> tuple[float, float, int]:
     """Seconds from the first annotation until a model that saw all of them serves, and until training is
-    idle; the trainings run."""
+    idle; the trainings run. With `encoded_first`, the annotations are sent once the videos the opening
+    /predict queued are encoded (annotators who take longer over a video than its encoding)."""
     if burst.open_first:
         service.predict(project, burst.config, burst.tasks)
+        if encoded_first:
+            features = service.settings.cache_dir / "features"
+            wait_until(
+                lambda: len(list(features.glob("*.rows"))) >= len(burst.tasks),
+                600,
+                "the opened videos encoded",
+            )
     started = time.monotonic()
     for number, task in enumerate(burst.tasks, start=1):
         service.annotate(project, burst.config, task, annotation_id=number)
@@ -387,11 +403,12 @@ def bench_burst(
     quiet_periods: tuple[float | None, ...],
     seed: int,
     kinds: tuple[str, ...] = ("watch", "video"),
+    encoded_first: bool = False,
 ) -> None:
     """All tasks annotated back to back, optionally followed by START_TRAINING (how the issue measured it):
     seconds until a model that saw all of them serves and until training is idle, and the trainings run, per
     quiet period before a training (None: the service's default). The seed picks the training seed and the
-    project id (which tasks the gate holds out); `kinds` picks the bursts."""
+    project id (which tasks the gate holds out); `kinds` picks the bursts; `encoded_first`: see `time_burst`."""
     bursts = {"watch": watch_burst, "video": lambda _root: video_burst()}
     for kind in kinds:
         for debounce_s in quiet_periods:
@@ -399,7 +416,9 @@ def bench_burst(
             service_root.mkdir()
             service = Service(service_root, threads, debounce_s)
             burst = bursts[kind](service_root)
-            fresh, idle, runs = time_burst(service, str(900 + seed), burst, then_start_training)
+            fresh, idle, runs = time_burst(
+                service, str(900 + seed), burst, then_start_training, encoded_first
+            )
             BURST_IDLE.setdefault(burst.name, []).append(idle)
             quiet = "none" if debounce_s == 0 else f"{service.settings.train_debounce_s:g} s (default)"
             print(
@@ -471,6 +490,11 @@ def main() -> None:
         help="with --burst: only back to back then START_TRAINING, with the default quiet period, per seed",
     )
     parser.add_argument(
+        "--encoded-first",
+        action="store_true",
+        help="with --burst: the videos are annotated once the jobs their opening queued have encoded them",
+    )
+    parser.add_argument(
         "--during-full-retrain",
         action="store_true",
         help="only: the 7th watch recording annotated while a follow-up full retrain runs, stopped or not",
@@ -490,7 +514,15 @@ def main() -> None:
                 use_training_seed(seed)
                 for then_start_training in (True,) if args.as_issue_measured else (False, True):
                     print(f"annotated back to back{', then START_TRAINING' * then_start_training}")
-                    bench_burst(Path(tmp), args.threads, then_start_training, quiet_periods, seed, kinds)
+                    bench_burst(
+                        Path(tmp),
+                        args.threads,
+                        then_start_training,
+                        quiet_periods,
+                        seed,
+                        kinds,
+                        args.encoded_first,
+                    )
             if args.as_issue_measured:
                 for name, seconds in BURST_IDLE.items():
                     print(

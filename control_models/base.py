@@ -126,6 +126,16 @@ class ControlModel(ABC):
         """Estimated time `predict_regions(task)` takes; /predict hands tasks over its budget to a job."""
         return 0.0
 
+    @property
+    def prepares_ahead(self) -> bool:
+        """Whether a task seen by /predict should have its media read now, in a job (see `prepare`): true
+        where predictions stay empty until a first training that will need what reading them gives."""
+        return False
+
+    def prepare(self, task: dict[str, Any]) -> None:
+        """Read the task's media into the caches training reads from; raise TaskError when unusable."""
+        return None
+
     @abstractmethod
     def fit(
         self, tasks: list[AnnotatedTask], warm_start: bool = True, calibrate_on: Sequence[AnnotatedTask] = ()

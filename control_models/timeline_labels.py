@@ -220,6 +220,15 @@ class TimelineLabelsModel(ControlModel):
             return 0.0
         return self._encode_rate().seconds_for(frames // self.frame_step)
 
+    @property
+    def prepares_ahead(self) -> bool:
+        """Before the first training, /predict answers at once with no regions; encoding the video's frames
+        meanwhile (while the annotator labels it) spares the first training that work."""
+        return self.trainable and not self.ready
+
+    def prepare(self, task: dict[str, Any]) -> None:
+        self._frame_features(task)
+
     def predict_task(self, task: dict[str, Any], progress: Progress | None = None) -> TaskPrediction:
         if self.trainable:
             trained = self.trained()

@@ -18,10 +18,12 @@ import numpy as np
 from utils.service.errors import TaskError
 from utils.video.encoder import EncodedFrames, file_digest
 from utils.video.feature_cache import FeatureCache, cache_key
-from utils.video.frame_rows import Rows, RowWriter, nearest_encoded
+from utils.video.frame_rows import Rows, RowWriter, StoredFrames, nearest_encoded
 from utils.video.reader import FrameBatches, probe_video
 
 logger = logging.getLogger(__name__)
+
+ENCODING_STRIPES = 64  # locks that keep two threads from encoding one video at once
 
 
 class FrameEncoder(Protocol):
@@ -134,6 +136,9 @@ class FeatureExtractor:
         self.cache = cache
         self._digests: dict[tuple[str, int, int], str] = {}
         self._lock = threading.Lock()
+        # one encoding of a video at a time: a training that needs a video a job is encoding waits for it
+        # (different videos share a stripe rarely, and then only take turns)
+        self._encoding = [threading.Lock() for _ in range(ENCODING_STRIPES)]
 
     def _digest(self, path: Path) -> str:
         stat = path.stat()
@@ -162,23 +167,30 @@ class FeatureExtractor:
             raise TaskError(f"video {path.name}: cannot read it: {exc}") from exc
         stored = self.cache.open(key)
         if stored is None:
-            started = time.perf_counter()
-
-            def fill(writer: RowWriter) -> None:
-                fps, decoded = _encode(
-                    path, self.encoder, step, 32, progress, lambda e: writer.append(e.features, e.probs)
-                )
-                writer.finish(fps, step, decoded)
-
-            self.cache.write(key, fill)
-            stored = self.cache.open(key, check_values=False)
-            if stored is None:
-                raise TaskError(f"video {path.name}: its features could not be stored in the cache")
-            logger.info(
-                "encoded %s: %d frames (step %d) in %.1f s",
-                path.name,
-                stored.frame_count,
-                step,
-                time.perf_counter() - started,
-            )
+            with self._encoding[int(key[:8], 16) % ENCODING_STRIPES]:
+                stored = self.cache.open(key)  # encoded meanwhile by the thread that held the lock
+                if stored is None:
+                    stored = self._encode_into_cache(key, path, step, progress)
         return VideoFeatures(stored.features, stored.probs, stored.fps)
+
+    def _encode_into_cache(self, key: str, path: Path, step: int, progress: Progress | None) -> StoredFrames:
+        started = time.perf_counter()
+
+        def fill(writer: RowWriter) -> None:
+            fps, decoded = _encode(
+                path, self.encoder, step, 32, progress, lambda e: writer.append(e.features, e.probs)
+            )
+            writer.finish(fps, step, decoded)
+
+        self.cache.write(key, fill)
+        stored = self.cache.open(key, check_values=False)
+        if stored is None:
+            raise TaskError(f"video {path.name}: its features could not be stored in the cache")
+        logger.info(
+            "encoded %s: %d frames (step %d) in %.1f s",
+            path.name,
+            stored.frame_count,
+            step,
+            time.perf_counter() - started,
+        )
+        return stored
