@@ -20,9 +20,11 @@ import pytest
 import requests
 
 from fixtures.app_factory import annotation_event, make_app
+from fixtures.data import TEST_DATA
 from fixtures.job_cluster import Cluster, kill_tree
 from fixtures.redis_server import RedisServer
 from fixtures.servers import Server, kill_child_when, wait_until
+from fixtures.timeline import spliced_checkpoint, spliced_labels, spliced_tasks, timeline_config
 from utils.service.model_store import ModelStore
 from utils.service.settings import Settings
 
@@ -128,6 +130,23 @@ def test_a_follow_up_full_retrain_on_an_rq_worker_stops_for_a_new_annotation(clu
         (False, 2, False),
     ]
     assert trained_task_ids(cluster.model_dir, "1") == [1, 2]
+
+
+def test_a_video_opened_before_the_first_model_is_encoded_by_an_rq_worker(cluster: Cluster) -> None:
+    checkpoint = spliced_checkpoint()
+    real = {"MEDIA_ROOTS": str(TEST_DATA), "MODEL_ROOTS": str(checkpoint.parent)}
+    web = cluster.web(workers=1, app="_wsgi:create_app()", **real)
+    worker = cluster.worker(real_models=True, **real)
+    wait_for(cluster, lambda: len(health(web)["jobs"]["workers"]) == 1, 60, "the RQ worker")
+    config = timeline_config(spliced_labels(), model_trainable="true", model_path=str(checkpoint))
+    task = {"id": 1, "data": spliced_tasks()[0]["data"]}
+    body = {"tasks": [task], "project": "1.1", "label_config": config}
+    answer = requests.post(f"{web.url}/predict", json=body, timeout=30)
+    assert answer.status_code == 200 and answer.json()["results"][0]["result"] == []  # no model yet
+    encoded = "encoded spliced_train0.mp4"
+    wait_for(cluster, lambda: encoded in worker.log_tail(200), 120, "the worker encoding the opened video")
+    assert encoded not in web.log_tail(200)  # the web process only queued the job
+    assert list((cluster.root / "cache" / "features").glob("*.rows"))  # where the first training reads it
 
 
 def test_training_of_a_worker_killed_with_sigkill_completes_on_another(cluster: Cluster) -> None:
