@@ -38,10 +38,6 @@ class TimelineTrainConfig(TrainConfig):
     sequence_size: int = 16
     batch_size: int = 32
     patience: int = 20
-    # held-out loss gains under 1% neither reset the patience nor replace the kept weights: the same macro-F1
-    # on held-out videos after 1-6 training videos, 2-15% less training (bench_timeline_learning
-    # --min-relative-gain; 3% lost 0.023 after 6 videos)
-    min_relative_gain: float = 0.01
     max_pos_weight: float = 3.0  # 20 over-predicted rare labels: bench_timeline_learning --ablations
     max_seconds: float = 600.0
     threshold: float = 0.5  # a label's probability to count as on in the held-out scores

@@ -53,7 +53,6 @@ class TrainConfig:
     patience: int = 10  # held-out checks without a gain before stopping
     min_epochs: int = 0
     min_gain: float = 0.0  # what counts as a gain of the monitored score
-    min_relative_gain: float = 0.0  # and, in addition, this fraction of its best value so far
     f1_threshold: float = 0.95  # stop once held-out macro-F1 and accuracy reach both thresholds
     accuracy_threshold: float = 1.0
     max_pos_weight: float = 50.0  # bound on a rare label's weight in the loss
@@ -267,9 +266,7 @@ def training_loop(
         )
         if config.average_top > 1:
             top = sorted([*top, (value, epoch, copy_state(net))], key=lambda t: -t[0])[: config.average_top]
-        relative = config.min_relative_gain * abs(best_value) if math.isfinite(best_value) else 0.0
-        needed = config.min_gain + relative
-        if value > best_value + needed or reached:
+        if value > best_value + config.min_gain or reached:
             best_value, best_state, best_metrics, stale = value, copy_state(net), metrics, 0
         else:
             stale += 1
