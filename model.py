@@ -154,15 +154,16 @@ class TemporalBackend:
         return {"results": results}
 
     def _prepare_ahead(self, project_id: str, models: list[ControlModel], tasks: list[Any]) -> None:
-        """Queue a job per task that reads its media for the first training (see
-        `ControlModel.prepares_ahead`), once per task: an annotator opens a task, /predict answers at once,
-        and by the time the annotation arrives its video is encoded."""
-        if not any(model.prepares_ahead for model in models):
+        """Queue a job that reads the task's media for the first training (see `ControlModel.prepares_ahead`),
+        once per task, when an annotator opens it (Label Studio asks /predict for that one task): /predict
+        answers at once, and by the time the annotation arrives its video is encoded. Bulk requests (Retrieve
+        Predictions on a whole project) queue nothing: they would put hours of encoding ahead of the training."""
+        if len(tasks) != 1 or not isinstance(tasks[0], dict) or not isinstance(tasks[0].get("id"), int):
             return
-        for task in tasks:
-            if isinstance(task, dict) and isinstance(task.get("id"), int):
-                job_id = f"{PREPARE}-{safe_name(project_id)}-{task['id']}"
-                self.jobs.submit(PREPARE, project_id, {"task": task}, job_id=job_id)
+        if any(model.prepares_ahead for model in models):
+            task = tasks[0]
+            job_id = f"{PREPARE}-{safe_name(project_id)}-{task['id']}"
+            self.jobs.submit(PREPARE, project_id, {"task": task}, job_id=job_id)
 
     def prepare_task(self, project_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         """A PREPARE job: read the task's media into the caches of the controls that prepare ahead. A task

@@ -12,8 +12,8 @@ fine-tuned version's (pinned for the scoring).
   just before the count-th annotation is scored too ("before it"): what the fine-tuning added.
 - video: the 8 spliced videos. Each task is predicted before it is annotated (Label Studio asks when the
   annotator opens it), which caches its frame features as in real use (before the first model, a job that
-  /predict queues encodes them). After 6 annotated, the
-  warm and the full model are scored on videos 7-8 (not yet annotated); then 7 and 8 are annotated and timed.
+  /predict queues encodes them). After 6 annotated, the warm and the full model are scored on videos 7-8 (not
+  yet annotated); then 7 and 8 are annotated and timed.
 
 `--seeds 0 1` repeats each case with other training seeds (and other project ids, so the gate holds out
 other tasks) and ends with the mean and spread of the F1 differences, and the range of the full retrains' F1
@@ -379,7 +379,8 @@ def time_burst(
     idle; the trainings run. With `encoded_first`, the annotations are sent once the videos the opening
     /predict queued are encoded (annotators who take longer over a video than its encoding)."""
     if burst.open_first:
-        service.predict(project, burst.config, burst.tasks)
+        for task in burst.tasks:  # one by one, as annotators open them
+            service.predict(project, burst.config, [task])
         if encoded_first:
             features = service.settings.cache_dir / "features"
             wait_until(

@@ -1,6 +1,6 @@
-"""Before a trainable video project's first model, /predict answers at once with no regions and a job encodes
-the task's video meanwhile, so the first training starts on cached features; one video is encoded once, however
-many threads ask for it."""
+"""Before a trainable video project's first model, /predict for an opened task answers at once with no regions
+and a job encodes the task's video meanwhile, so the first training starts on cached features; bulk requests
+queue no encoding; one video is encoded once, however many threads ask for it."""
 
 from __future__ import annotations
 
@@ -73,6 +73,22 @@ def test_a_video_opened_before_the_first_training_is_encoded_by_then(
     # with a model, /predict encodes what it needs itself and queues nothing more
     assert backend.predict([task], 1, config)["results"][0]["result"]
     assert encodings(caplog, video) == 1
+
+
+def test_a_bulk_prediction_request_queues_no_encoding(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="utils.video.features")
+    checkpoint = spliced_checkpoint()
+    backend = backend_for(tmp_path, checkpoint)
+    config = timeline_config(spliced_labels(), model_trainable="true", model_path=str(checkpoint))
+    first, second, third = ({"id": t["id"], "data": t["data"]} for t in spliced_tasks()[:3])
+    videos = [Path(t["data"]["video"]).name for t in (first, second, third)]
+
+    assert [r["result"] for r in backend.predict([second, third], 1, config)["results"]] == [[], []]
+    backend.predict([first], 1, config)  # opened: its job runs after any the bulk request queued
+    wait_until(lambda: encodings(caplog, videos[0]), 120, f"{videos[0]} encoded")
+    assert encodings(caplog, videos[1]) == encodings(caplog, videos[2]) == 0
 
 
 def test_threads_asking_for_one_uncached_video_at_once_encode_it_once(
