@@ -70,7 +70,7 @@ def test_a_video_opened_before_the_first_training_is_encoded_by_then(
     assert state["trained"] == 1 and state["last"]["status"] == "finished"
     assert encodings(caplog, video) == 1  # the training read the job's features
 
-    # with a model, /predict encodes what it needs itself and queues nothing more
+    # with a model, /predict reads the same cached features
     assert backend.predict([task], 1, config)["results"][0]["result"]
     assert encodings(caplog, video) == 1
 
