@@ -26,12 +26,15 @@ def encodings(caplog: pytest.LogCaptureFixture, video: str) -> int:
     return sum(r.msg == ENCODED and r.args[0] == video for r in caplog.records)
 
 
-def backend_for(tmp_path: Path, checkpoint: Path) -> TemporalBackend:
-    return TemporalBackend(
+def untrained_video_project(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> tuple[TemporalBackend, str]:
+    """A backend on an empty feature cache and a trainable video config with no model yet; encodings logged."""
+    caplog.set_level(logging.INFO, logger="utils.video.features")
+    checkpoint = spliced_checkpoint()
+    backend = TemporalBackend(
         Settings.from_env(
             {
                 "MODEL_DIR": str(tmp_path / "models"),
-                "CACHE_DIR": str(tmp_path / "cache"),  # nothing encoded yet
+                "CACHE_DIR": str(tmp_path / "cache"),
                 "MODEL_ROOTS": str(checkpoint.parent),
                 "MEDIA_ROOTS": str(TEST_DATA),
                 "TORCH_THREADS": "1",
@@ -39,17 +42,16 @@ def backend_for(tmp_path: Path, checkpoint: Path) -> TemporalBackend:
             }
         )
     )
+    config = timeline_config(
+        spliced_labels(), model_trainable="true", model_path=str(checkpoint), model_classifier_epochs="5"
+    )
+    return backend, config
 
 
 def test_a_video_opened_before_the_first_training_is_encoded_by_then(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="utils.video.features")
-    checkpoint = spliced_checkpoint()
-    backend = backend_for(tmp_path, checkpoint)
-    config = timeline_config(
-        spliced_labels(), model_trainable="true", model_path=str(checkpoint), model_classifier_epochs="5"
-    )
+    backend, config = untrained_video_project(tmp_path, caplog)
     source = spliced_tasks()[0]
     task = {"id": 1, "data": source["data"]}
     video = Path(task["data"]["video"]).name
@@ -78,10 +80,7 @@ def test_a_video_opened_before_the_first_training_is_encoded_by_then(
 def test_a_bulk_prediction_request_queues_no_encoding(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="utils.video.features")
-    checkpoint = spliced_checkpoint()
-    backend = backend_for(tmp_path, checkpoint)
-    config = timeline_config(spliced_labels(), model_trainable="true", model_path=str(checkpoint))
+    backend, config = untrained_video_project(tmp_path, caplog)
     first, second, third = ({"id": t["id"], "data": t["data"]} for t in spliced_tasks()[:3])
     videos = [Path(t["data"]["video"]).name for t in (first, second, third)]
 
