@@ -3,7 +3,7 @@
 OMP_WAIT_POLICY=PASSIVE as `gunicorn.conf.py` sets it for the service, seconds from the first annotation
 until a model that saw all of them serves, for the bursts of `bench_fresh_model --burst`:
 - watch: the first 70% of each of the 7 recordings annotated back to back (one training from scratch);
-- video: the 8 spliced videos opened (their features cached), then annotated back to back.
+- video: the 8 spliced videos opened (which queues the encoding of their frames), then annotated back to back.
 Each case runs with the old thread count first, then with the new one, and prints the ratio, and the ratio of
 the net's seconds per epoch (the float sums differ between thread counts, so the two trainings may stop after
 different numbers of epochs).
