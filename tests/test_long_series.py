@@ -53,7 +53,7 @@ def test_long_series_are_predicted_in_long_windows_blended_only_where_they_overl
 
 
 def test_prediction_in_stages_equals_the_forward_pass_of_each_window(monkeypatch) -> None:
-    """The GRU over groups of windows and the merge at the coarse rate change no prediction: where one window
+    """The GRU over groups of windows changes no prediction: where one window
     alone covers a sample, its logit is that window's forward pass, for any length (not only multiples of 4)."""
     torch.manual_seed(0)
     net = SequenceNet(SequenceNetConfig(in_channels=2, n_outputs=3, hidden_size=8, conv_blocks=2)).eval()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.temporal.gru_training import bidirectional_gru
 from utils.temporal.training import (
     NetConfig,
     Sequences,
@@ -90,6 +91,18 @@ class ResidualBlock(nn.Module):
         return x + self.drop(F.gelu(self.norm(self.conv(x))))
 
 
+def _upsampling_weights() -> torch.Tensor:
+    """(6, 3): weights of the coarse samples j-1, j, j+1 in the fine sample 4j+r for r = -1..4, as
+    `F.interpolate(..., mode="linear", align_corners=False)` upsamples by DOWNSAMPLE (4)."""
+    weights = torch.zeros(DOWNSAMPLE + 2, 3, dtype=torch.float64)
+    for row, r in enumerate(range(-1, DOWNSAMPLE + 1)):
+        position = (r + 0.5) / DOWNSAMPLE - 0.5
+        left = math.floor(position)
+        weights[row, left + 1] = 1 - (position - left)
+        weights[row, left + 2] = position - left
+    return weights
+
+
 class SequenceNet(nn.Module):
     """Per-sample logits (B, T, outputs) for signals (B, T, channels)."""
 
@@ -107,15 +120,17 @@ class SequenceNet(nn.Module):
             *[ResidualBlock(width, 2**i, config.dropout) for i in range(config.conv_blocks)]
         )
         self.gru = nn.GRU(width, width, num_layers=config.num_layers, batch_first=True, bidirectional=True)
+        # over [fine, context upsampled to the fine rate], computed at the coarse rate (see `merged`)
         self.merge = nn.Conv1d(3 * width, width, 3, padding=1)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Conv1d(width, config.n_outputs, 1)
+        # (4H, 3, 3), group h = merge output channel h: how each fine phase mixes 3 coarse taps (`merged`)
+        phases = torch.stack([_upsampling_weights()[r : r + 3] for r in range(DOWNSAMPLE)])
+        self.register_buffer("phases", phases.float().repeat(width, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fine = self.fine(x)
-        context = self.context(self.coarse(fine))
-        context = F.interpolate(context, size=fine.shape[2], mode="linear", align_corners=False)
-        return self.logits(self.merge(torch.cat([fine, context], dim=1)), x.shape[1])
+        return self.logits(self.merged(fine, self.context(self.coarse(fine))), x.shape[1])
 
     # forward in stages, so that prediction can run the GRU over many windows at once (see `predict_logits`)
     def fine(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T'), T' a multiple of DOWNSAMPLE
@@ -127,7 +142,30 @@ class SequenceNet(nn.Module):
         return self.blocks(self.down(fine))
 
     def context(self, coarse: torch.Tensor) -> torch.Tensor:  # (B, H, T'/4) -> (B, 2H, T'/4)
-        return self.gru(coarse.transpose(1, 2))[0].transpose(1, 2)
+        steps = coarse.transpose(1, 2)
+        # with gradients (training), the same GRU with its backward written out: PyTorch's records each
+        # timestep's operations for autograd (1.7x slower for the training batches)
+        states = bidirectional_gru(self.gru, steps) if torch.is_grad_enabled() else self.gru(steps)[0]
+        return states.transpose(1, 2)
+
+    def merged(self, fine: torch.Tensor, context: torch.Tensor) -> torch.Tensor:  # -> (B, H, T')
+        """`merge` over [fine, context upsampled to the fine rate], without upsampling the context: the merge
+        is linear, so its context part is projected at the coarse rate (3 taps x H channels from 2H), and each
+        of the 4 fine phases is a fixed 3-tap mix of those (a grouped convolution). The same numbers as
+        upsampling, concatenating and merging at the fine rate (to float rounding), for about half the cost."""
+        width = self.merge.out_channels
+        weight = self.merge.weight
+        # projection output channel h*3+k: tap k (offset k-1) of the merge for output channel h
+        project = weight[:, width:].permute(0, 2, 1).reshape(3 * width, -1, 1)
+        projected = F.conv1d(context, project)  # (B, 3H, T'/4)
+        # replicate padding at the coarse rate = the clamping of the upsampling at both ends
+        phased = F.conv1d(F.pad(projected, (1, 1), mode="replicate"), self.phases, groups=width)
+        batch, _, steps = phased.shape  # (B, 4H, T'/4) -> (B, H, T'), sample 4j+r from channel h*4+r
+        merged = phased.view(batch, width, DOWNSAMPLE, steps).transpose(2, 3).reshape(batch, width, -1)
+        # the merge convolution pads the context with zeros, not with its end values
+        merged[:, :, 0] -= projected[:, 0::3, 0]
+        merged[:, :, -1] -= projected[:, 2::3, -1]
+        return merged + F.conv1d(fine, weight[:, :width], self.merge.bias, padding=1)
 
     def logits(self, merged: torch.Tensor, length: int) -> torch.Tensor:  # (B, H, T') -> (B, T, outputs)
         return self.head(self.drop(F.gelu(merged)))[:, :, :length].transpose(1, 2)
@@ -142,49 +180,6 @@ def _taper(size: int, overlap: int) -> np.ndarray:
 
 
 PREDICT_WINDOW_FACTOR = 4  # prediction windows are this many training windows long
-
-
-def _upsampling_weights() -> torch.Tensor:
-    """(6, 3): weights of the coarse samples j-1, j, j+1 in the fine sample 4j+r for r = -1..4, as
-    `F.interpolate(..., mode="linear", align_corners=False)` upsamples by DOWNSAMPLE (4)."""
-    weights = torch.zeros(DOWNSAMPLE + 2, 3, dtype=torch.float64)
-    for row, r in enumerate(range(-1, DOWNSAMPLE + 1)):
-        position = (r + 0.5) / DOWNSAMPLE - 0.5
-        left = math.floor(position)
-        weights[row, left + 1] = 1 - (position - left)
-        weights[row, left + 2] = position - left
-    return weights
-
-
-class CoarseRateMerge:
-    """`net.merge` over [fine, context upsampled to the fine rate] without upsampling the context: the
-    merge is linear, so its context part is projected at the coarse rate (3 taps x H channels from 2H) and
-    each of the 4 fine phases is a fixed 3-tap mix of those (a grouped convolution). The same numbers as the
-    forward pass (to float rounding) for about half the cost of the full-rate merge, upsampling and concatenation."""
-
-    def __init__(self, net: SequenceNet):
-        merge = net.merge
-        self.width = width = merge.out_channels
-        weight, self.bias = merge.weight.detach(), merge.bias.detach()  # prediction only: no gradients
-        self.fine_weight = weight[:, :width]
-        # projection output channel h*3+k: tap k (offset k-1) of the merge for output channel h
-        self.project = weight[:, width:].permute(0, 2, 1).reshape(3 * width, -1, 1).contiguous()
-        upsampling = _upsampling_weights()
-        phases = torch.stack([upsampling[r : r + 3] for r in range(DOWNSAMPLE)])  # (phase r, tap k, coarse t)
-        self.phases = phases.float().repeat(width, 1, 1)  # (4H, 3, 3): group h = output channel h
-
-    def __call__(self, fine: torch.Tensor, context: torch.Tensor) -> torch.Tensor:  # -> (B, H, T')
-        projected = F.conv1d(context, self.project)  # (B, 3H, T'/4)
-        # replicate padding at the coarse rate = the clamping of the upsampling at both ends
-        phased = F.conv1d(F.pad(projected, (1, 1), mode="replicate"), self.phases, groups=self.width)
-        batch, _, steps = phased.shape  # (B, 4H, T'/4) -> (B, H, T'), sample 4j+r from channel h*4+r
-        merged = (
-            phased.view(batch, self.width, DOWNSAMPLE, steps).transpose(2, 3).reshape(batch, self.width, -1)
-        )
-        # the merge convolution pads the context with zeros, not with its end values
-        merged[:, :, 0] -= projected[:, 0::3, 0]
-        merged[:, :, -1] -= projected[:, 2::3, -1]
-        return merged + F.conv1d(fine, self.fine_weight, self.bias, padding=1)
 
 
 GRU_SAMPLES = 2**17  # prediction runs the GRU over this many samples' windows at once
@@ -224,9 +219,8 @@ def predict_logits(
     values = np.ascontiguousarray(values, dtype=np.float32)
     if runner is None:
         group = max(batch_size, GRU_SAMPLES // span)
-        merge = CoarseRateMerge(net)
         calls = (
-            _torch_windows(net, merge, batch_size, window_stacks)
+            _torch_windows(net, batch_size, window_stacks)
             for window_stacks in _stacks(values, starts, span, group, 1)
         )
     else:
@@ -259,9 +253,7 @@ def _stacks(
         ]
 
 
-def _torch_windows(
-    net: SequenceNet, merge: CoarseRateMerge, batch_size: int, stacks: list[np.ndarray]
-) -> list[np.ndarray]:
+def _torch_windows(net: SequenceNet, batch_size: int, stacks: list[np.ndarray]) -> list[np.ndarray]:
     """The logits of each window stack on PyTorch, in stages: the GRU over the whole stack at once."""
     outputs = []
     for stack in stacks:
@@ -270,7 +262,10 @@ def _torch_windows(
         context = net.context(torch.cat([net.coarse(f) for f in fine])).split(batch_size)  # (G, 2H, span'/4)
         outputs.append(
             np.concatenate(
-                [net.logits(merge(f, c), stack.shape[1]).numpy() for f, c in zip(fine, context, strict=True)]
+                [
+                    net.logits(net.merged(f, c), stack.shape[1]).numpy()
+                    for f, c in zip(fine, context, strict=True)
+                ]
             )
         )
     return outputs

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.temporal.onnx_graphs import OnnxUnavailable, export_graph, single_thread_session
-from utils.temporal.sequence_net import DOWNSAMPLE, CoarseRateMerge, SequenceNet
+from utils.temporal.sequence_net import DOWNSAMPLE, SequenceNet
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +55,18 @@ class TwoPassGroupNorm(nn.Module):
 
 class PredictionGraph(nn.Module):
     """Windows (B, T, C), T a multiple of DOWNSAMPLE -> logits (B, T, outputs): `predict_logits`'s stages
-    of one stack of windows (the same `CoarseRateMerge`), in operators ONNX knows."""
+    of one stack of windows (the same coarse-rate merge), in operators ONNX knows."""
 
     def __init__(self, net: SequenceNet):
         super().__init__()
         self.net = copy.deepcopy(net).eval()
         for block in self.net.blocks:
             block.norm = TwoPassGroupNorm(block.norm)
-        self.merge = CoarseRateMerge(self.net)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         net = self.net
         fine = net.stem(windows.transpose(1, 2))  # (B, H, T)
-        merged = self.merge(fine, net.context(net.coarse(fine)))
+        merged = net.merged(fine, net.context(net.coarse(fine)))
         # not `net.logits`: its cut to the input length would be traced as the sample's constant length
         return net.head(net.drop(F.gelu(merged))).transpose(1, 2)
 
