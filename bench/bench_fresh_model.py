@@ -2,8 +2,9 @@
 is done and its version serves, with macro-F1 on held-out data, for a warm retrain (the serving model
 fine-tuned on the new annotation) against a full retrain from scratch (START_TRAINING) on the same
 annotations, both run in the same process. When the fine-tuning queues a full retrain to follow it (time series
-whose data outgrew the last full training), that one runs afterwards, uncounted, and the warm F1 is the
-fine-tuned version's (pinned for the scoring).
+whose data outgrew the last full training, or whose last full training took at most FULL_RETRAIN_FOLLOWS_S),
+that one runs afterwards, and the warm F1 is the fine-tuned version's (pinned for the scoring); the seconds
+from the annotation until that full retrain serves, and its F1, are printed too.
 
 - watch: each of the 7 subjects' recordings is cut in two: the first 70% is an annotated task, the rest is
   held out. For each count (1, 4, 7), a project gets the earlier recordings' annotations in a burst (trained,
@@ -259,13 +260,19 @@ def bench_watch(service: Service, root: Path, counts: list[int], seed: int) -> N
         service.wait_idle(project)
         before_f1 = watch_f1(service, project, config, held, labels) if count > 1 else float("nan")
         service.predict(project, config, [train[count - 1]])  # the annotator opens the task
+        annotated = time.monotonic()
         warm, warm_version = service.fresh_after(
             project, "label", lambda p=project, c=count: service.annotate(p, config, train[c - 1], c)
         )
         service.wait_idle(project)
+        idle = time.monotonic() - annotated
         warm_f1 = service.score_version(
             project, "label", warm_version, lambda p=project: watch_f1(service, p, config, held, labels)
         )
+        follow_up_f1 = None
+        if service.serving(project, "label") not in (None, warm_version):  # a full retrain followed, serving
+            follow_up_f1 = watch_f1(service, project, config, held, labels)
+            print(f"    the full retrain that followed serves after {idle:.1f} s, F1 {follow_up_f1:.3f}")
         full, _ = service.fresh_after(project, "label", lambda p=project: service.start_training(p, config))
         full_f1 = service.score_version(
             project,
@@ -274,6 +281,10 @@ def bench_watch(service: Service, root: Path, counts: list[int], seed: int) -> N
             lambda p=project: watch_f1(service, p, config, held, labels),
         )
         F1_GAPS.setdefault(f"watch after {count}", []).append(warm_f1 - full_f1)
+        if follow_up_f1 is not None:  # its F1 in the place of the warm one
+            followed = f"watch after {count}, the full retrain that followed"
+            F1_GAPS.setdefault(followed, []).append(follow_up_f1 - full_f1)
+            FULL_F1.setdefault(followed, []).append(full_f1)
         FULL_F1.setdefault(f"watch after {count}", []).append(full_f1)
         print(
             f"  after {count} annotated: F1 before it {before_f1:.3f} | warm {warm}, F1 {warm_f1:.3f} "

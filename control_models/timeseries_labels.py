@@ -238,11 +238,18 @@ class TimeSeriesLabelsModel(ControlModel):
             "fine-tuning the serving model" if warm else "from scratch",
         )
         report = {**fit_net(net, train_set, val_set, train_config), "warm_start": warm}
-        scratch_samples = len(stacked)
+        scratch_samples, scratch_seconds = len(stacked), report["seconds"]
         if warm_from is not None:
             scratch_samples = warm_from.get("scratch_samples", 0)
-            if WARM_MAX_GROWTH * scratch_samples < len(stacked):
+            scratch_seconds = warm_from.get("scratch_seconds")  # None in models saved before it was kept
+            outgrown = WARM_MAX_GROWTH * scratch_samples < len(stacked)
+            # where a training from scratch is cheap, it follows every fine-tuning: the fine-tuned model
+            # serves within seconds, and a full retrain's about a minute later
+            follows_s = self.context.settings.timeseries.full_retrain_follows_s
+            cheap = follows_s > 0 and scratch_seconds is not None and scratch_seconds <= follows_s
+            if outgrown or cheap:
                 report["full_retrain_due"] = True
+            if outgrown:
                 # asked once per growth of the data, even when the gate keeps the full retrain from serving
                 scratch_samples = len(stacked)
         meta = {
@@ -252,8 +259,10 @@ class TimeSeriesLabelsModel(ControlModel):
             "min_len": self._default_min_len(stats["lengths"]),
             "sample_period": stats["period"],
             "metrics": report,
-            # samples of the last training from scratch (or asked for), carried through the fine-tunings after it
+            # samples of the last training from scratch (or asked for), and its seconds, carried through the
+            # fine-tunings after it
             "scratch_samples": scratch_samples,
+            "scratch_seconds": scratch_seconds,
         }
         calibration_set = self._with_held_out(val_set, calibrate_on, meta, instant_labels)
         meta["calibration"] = self._calibration(net, calibration_set, meta, stats["period"]).as_dict()

@@ -142,6 +142,8 @@ def test_retraining_fine_tunes_the_serving_model_unless_asked_or_the_labels_chan
     settings: Settings, data_root: Path
 ) -> None:
     config = BASIC_CONFIG.replace('model_classifier_epochs="3"', 'model_classifier_epochs="1"')
+    # no full retrain after every fine-tuning, however cheap: only the growth of the data asks for one here
+    settings = replace(settings, timeseries=replace(settings.timeseries, full_retrain_follows_s=0))
     model = make_model(config, settings, data_root)
     tasks = basicmotions_tasks(data_root, "basicmotions_train")[:1]
     assert not model.fit(tasks)["warm_start"]
@@ -155,6 +157,24 @@ def test_retraining_fine_tunes_the_serving_model_unless_asked_or_the_labels_chan
     assert not model.fit(tripled_tasks).get("full_retrain_due")  # asked once per growth of the data
     another_label = config.replace('<Label value="walking"/>', '<Label value="walking"/><Label value="x"/>')
     assert not make_model(another_label, settings, data_root).fit(tasks)["warm_start"]
+
+
+def test_a_full_retrain_follows_every_fine_tuning_while_one_takes_at_most_the_set_seconds(
+    settings: Settings, data_root: Path
+) -> None:
+    config = BASIC_CONFIG.replace('model_classifier_epochs="3"', 'model_classifier_epochs="1"')
+    tasks = basicmotions_tasks(data_root, "basicmotions_train")[:1]
+    model = make_model(config, settings, data_root, name="cheap")
+    scratch = model.fit(tasks)
+    assert not scratch["warm_start"] and 0 < scratch["seconds"] <= settings.timeseries.full_retrain_follows_s
+    for _ in range(2):  # every fine-tuning asks, the data unchanged
+        fine_tuned = model.fit(tasks)
+        assert fine_tuned["warm_start"] and fine_tuned["full_retrain_due"]
+    # where the last training from scratch took longer than the setting, only the data's growth asks
+    slower = replace(settings.timeseries, full_retrain_follows_s=scratch["seconds"] / 2)
+    model = make_model(config, replace(settings, timeseries=slower), data_root, name="cheap")
+    assert model.fit(tasks)["warm_start"] and not model.fit(tasks).get("full_retrain_due")
+    assert Settings.from_env({"FULL_RETRAIN_FOLLOWS_S": "0"}).timeseries.full_retrain_follows_s == 0
 
 
 def synthetic_task(task_id: int, seed: int) -> AnnotatedTask:

@@ -50,6 +50,8 @@ class TimeSeriesDefaults:
     accuracy_threshold: float | None = None
     class_weights: bool | None = None
     max_rows: int | None = None
+    # a fine-tuning is followed by a training from scratch while the last one took at most this long
+    full_retrain_follows_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TimeSeriesDefaults:
@@ -63,6 +65,7 @@ class TimeSeriesDefaults:
             accuracy_threshold=read("BALANCED_ACCURACY_THRESHOLD", None, _number(float, 0, 1)),
             class_weights=read("USE_CLASS_WEIGHTS", None, _flag),
             max_rows=read("TIMESERIES_MAX_ROWS", None, _number(int, 1)),
+            full_retrain_follows_s=read("FULL_RETRAIN_FOLLOWS_S", 60.0, _number(float, 0)),
         )
 
 
