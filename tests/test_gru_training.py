@@ -31,6 +31,13 @@ def test_the_written_out_gru_backward_matches_pytorch_gru(layers: int, steps: in
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
 
 
+def test_other_grus_are_refused_rather_than_computed_otherwise() -> None:
+    x = torch.randn(2, 3, 5)
+    for gru in (nn.GRU(5, 4, batch_first=True), nn.GRU(5, 4, num_layers=2, dropout=0.1, bidirectional=True)):
+        with pytest.raises(ValueError, match="bidirectional"):
+            bidirectional_gru(gru, x)
+
+
 @pytest.mark.parametrize("length", [1, 4, 203, 512])
 def test_the_training_forward_pass_and_its_gradients_equal_the_full_rate_formulation(length: int) -> None:
     torch.manual_seed(0)

@@ -78,10 +78,10 @@ class _BidirectionalRecurrence(torch.autograd.Function):
 
 
 def bidirectional_gru(gru: nn.GRU, x: torch.Tensor) -> torch.Tensor:
-    """`gru(x)[0]` for a bidirectional, batch-first `nn.GRU` without dropout between layers: (B, T, in) ->
-    (B, T, 2H), with gradients for `x` and the GRU's parameters."""
+    """`gru(x)[0]` for a bidirectional, batch-first `nn.GRU` with biases and without dropout between layers
+    (the sequence net's): (B, T, in) -> (B, T, 2H), with gradients for `x` and the GRU's parameters."""
     if not (gru.bidirectional and gru.batch_first and gru.bias) or (gru.num_layers > 1 and gru.dropout):
-        return gru(x)[0]
+        raise ValueError(f"{gru} is not a bidirectional, batch-first GRU with biases and no dropout")
     for layer in range(gru.num_layers):
 
         def weights(name: str, layer: int = layer) -> torch.Tensor:
