@@ -1,10 +1,11 @@
 """Models people can trust: data that cannot give a sane model is refused before training, and a candidate
-serves only when the held-out gate accepts it; otherwise the previous model keeps serving and /health says why.
-Real control models (time series, and video on a small offline YOLO checkpoint) on generated data."""
+serves only when the held-out gate accepts it; otherwise the previous model keeps serving and /health says why;
+on a project that retrains quickly, the model that serves after an annotation is a full retrain's. Real control models (time series, and video on a small offline YOLO checkpoint) on generated data."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,28 @@ def test_a_video_without_frames_is_refused_and_the_previous_model_keeps_serving(
     last = train(app, config)
     assert serving(app, "videoLabels") == version
     assert "empty.mp4" in last["rejected"]["videoLabels"], last
+
+
+def test_a_cheap_fine_tuning_is_followed_by_a_full_retrain_that_serves_by_itself(
+    gate_settings: Settings,
+) -> None:
+    """FULL_RETRAIN_FOLLOWS_S through the backend: an annotation on a project whose training from scratch is
+    quick is fine-tuned on, and a training from scratch on the same annotations follows and serves, unasked."""
+    app = create_app(gate_settings)
+    backend, media = app.config["BACKEND"], gate_settings.media_roots[0]
+    annotate_series(backend, media, [1, 2, 3, 4])
+    assert not train(app, TS_CONFIG)["metrics"]["label"]["warm_start"]
+    store = backend.store.control_store("1", "label")
+    first = store.current_version()
+    annotate_series(backend, media, [5])  # 1.25 times the data: not enough to ask for a retrain by itself
+    backend.jobs.request("1")  # what an annotation's webhook does
+    backend.jobs.wait_idle("1", timeout_s=300)
+    newer = [v for v in store.version_names() if v > first]
+    assert len(newer) == 2, newer  # the fine-tuning, then the training from scratch
+    fine_tuned, retrained = (
+        json.loads((store.root / "versions" / v / "meta.json").read_text()) for v in newer
+    )
+    assert fine_tuned["metrics"]["warm_start"] and not retrained["metrics"]["warm_start"]
+    assert store.current_version() == newer[1]
+    held_out = held_out_task_ids("1", {task_id: {0, 1} for task_id in range(1, 6)})
+    assert sorted([*store.versions()[0]["trained_on"], *held_out]) == [1, 2, 3, 4, 5]
