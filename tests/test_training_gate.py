@@ -1,6 +1,7 @@
 """Models people can trust: data that cannot give a sane model is refused before training, and a candidate
 serves only when the held-out gate accepts it; otherwise the previous model keeps serving and /health says why;
-on a project that retrains quickly, the model that serves after an annotation is a full retrain's. Real control models (time series, and video on a small offline YOLO checkpoint) on generated data."""
+on a project that retrains quickly, the model that serves after an annotation is a full retrain's. Real control
+models (time series, and video on a small offline YOLO checkpoint) on generated data."""
 
 from __future__ import annotations
 
