@@ -6,7 +6,6 @@ models (time series, and video on a small offline YOLO checkpoint) on generated 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +172,9 @@ def test_a_cheap_fine_tuning_is_followed_by_a_full_retrain_that_serves_by_itself
     backend.jobs.wait_idle("1", timeout_s=300)
     newer = [v for v in store.version_names() if v > first]
     assert len(newer) == 2, newer  # the fine-tuning, then the training from scratch
-    fine_tuned, retrained = (
-        json.loads((store.root / "versions" / v / "meta.json").read_text()) for v in newer
-    )
+    metas = [store.at(version).load_meta() for version in newer]
+    assert all(metas)
+    fine_tuned, retrained = metas
     assert fine_tuned["metrics"]["warm_start"] and not retrained["metrics"]["warm_start"]
     assert store.current_version() == newer[1]
     held_out = held_out_task_ids("1", {task_id: {0, 1} for task_id in range(1, 6)})
