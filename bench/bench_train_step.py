@@ -24,25 +24,34 @@ from utils.temporal.sequence_net import SequenceNet, SequenceNetConfig
 WINDOWS, SAMPLES, CHANNELS, OUTPUTS = 16, 512, 6, 7
 
 
+def per_call_ms(call: Callable[[], None]) -> Callable[[int], float]:
+    """A function that runs `call` `calls` times and returns the ms per call (after a warm-up of 3)."""
+
+    def run(calls: int) -> float:
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return 1000 * (time.perf_counter() - started) / calls
+
+    run(3)
+    return run
+
+
 def step_timer(forward: Callable[[SequenceNet, torch.Tensor], torch.Tensor]) -> Callable[[int], float]:
-    """A function that runs `steps` training steps of a fresh net through `forward` and returns ms per step."""
+    """ms per training step of a fresh net through `forward`."""
     torch.manual_seed(0)
     net = SequenceNet(SequenceNetConfig(in_channels=CHANNELS, n_outputs=OUTPUTS)).train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
     x = torch.randn(WINDOWS, SAMPLES, CHANNELS)
     y = torch.randint(0, OUTPUTS, (WINDOWS, SAMPLES))
 
-    def run(steps: int) -> float:
-        started = time.perf_counter()
-        for _ in range(steps):
-            loss = F.cross_entropy(forward(net, x).reshape(-1, OUTPUTS), y.reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return 1000 * (time.perf_counter() - started) / steps
+    def step() -> None:
+        loss = F.cross_entropy(forward(net, x).reshape(-1, OUTPUTS), y.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
 
-    run(3)  # warm-up
-    return run
+    return per_call_ms(step)
 
 
 def gru_timer(forward: Callable[[nn.GRU, torch.Tensor], torch.Tensor]) -> Callable[[int], float]:
@@ -50,15 +59,7 @@ def gru_timer(forward: Callable[[nn.GRU, torch.Tensor], torch.Tensor]) -> Callab
     torch.manual_seed(0)
     gru = nn.GRU(64, 64, batch_first=True, bidirectional=True)
     x = torch.randn(WINDOWS, SAMPLES // 4, 64, requires_grad=True)
-
-    def run(steps: int) -> float:
-        started = time.perf_counter()
-        for _ in range(steps):
-            forward(gru, x).sum().backward()
-        return 1000 * (time.perf_counter() - started) / steps
-
-    run(3)
-    return run
+    return per_call_ms(lambda: forward(gru, x).sum().backward())
 
 
 def compare(
