@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +14,7 @@ from torch import nn
 from utils.temporal.training import (
     TrainConfig,
     TrainingStopped,
+    adamw,
     carry_standardization,
     holdout_split,
     positive_weights,
@@ -138,3 +143,49 @@ def test_carrying_a_layer_to_new_standardization_statistics_keeps_what_it_comput
         after = outputs(new)
     for b, a in zip(before, after, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_the_fused_optimizer_takes_the_steps_of_pytorchs_default_adamw() -> None:
+    config = TrainConfig(learning_rate=1e-2, weight_decay=1e-2)
+    nets = []
+    for make_optimizer in (
+        lambda net: adamw(net, config),
+        lambda net: torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=1e-2),
+    ):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 3))
+        optimizer = make_optimizer(net)
+        data = torch.Generator().manual_seed(1)
+        for _ in range(30):
+            loss = net(torch.randn(8, 20, generator=data)).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        nets.append(net)
+    moved = (nets[0][0].weight - nn.Linear(20, 16).weight).abs().max()
+    assert moved > 1e-3  # the steps changed the weights, so equal weights mean equal steps
+    for fused, default in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(fused, default, rtol=1e-5, atol=1e-6)
+
+
+def test_a_processs_first_training_does_not_wait_for_torch_imports() -> None:
+    """torch.optim imports torch._dynamo (and sympy) with a process's first optimizer: over a second that the
+    service pays at start, so a first training, or one in a forked RQ work horse, does not."""
+    script = """
+import sys
+import model  # what the web process and the RQ worker import at start
+before = set(sys.modules)
+from utils.temporal.training import TrainConfig, adamw
+import torch
+adamw(torch.nn.Linear(2, 2), TrainConfig())
+print(sorted(set(sys.modules) - before))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

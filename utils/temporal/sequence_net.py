@@ -30,6 +30,7 @@ from utils.temporal.training import (
     NetConfig,
     Sequences,
     TrainConfig,
+    adamw,
     masked_bce,
     positive_weights,
     scores,
@@ -366,7 +367,7 @@ def fit(net: SequenceNet, train_set: Sequences, val_set: Sequences, config: Sequ
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = adamw(net, config)
     # halve the step size when held-out macro-F1 stalls: the held-out score settles instead of jumping
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=0.5, patience=config.lr_patience

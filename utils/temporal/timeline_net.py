@@ -153,7 +153,7 @@ def fit(net: TimelineNet, train_set: Sequences, val_set: Sequences, config: Time
     # standardized once, not in every step: that was a fifth of an epoch's time (the statistics stay fixed)
     x = net.standardize(x)
     pos_weight = training.positive_weights(train_set[1], config.max_pos_weight)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = training.adamw(net, config)
     generator = torch.Generator().manual_seed(config.seed)
 
     def train_epoch() -> float:
