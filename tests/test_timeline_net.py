@@ -1,11 +1,20 @@
-"""The timeline net's own behaviour, without videos: its feature standardization across a warm start."""
+"""The timeline net's own behaviour, without videos: its feature standardization across a warm start, its
+windowed predictions, and its training precision."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from utils.temporal.timeline_net import TimelineNet, TimelineNetConfig, predict_proba
+from utils.temporal.timeline_net import (
+    NATIVE_BF16,
+    WINDOWS_PER_BATCH,
+    TimelineNet,
+    TimelineNetConfig,
+    predict_proba,
+)
+from utils.temporal.training import window_starts
 
 
 def test_new_feature_statistics_leave_a_trained_nets_predictions_unchanged() -> None:
@@ -22,3 +31,36 @@ def test_new_feature_statistics_leave_a_trained_nets_predictions_unchanged() -> 
 
     net.set_standardization([later])  # a fresh net simply takes the new statistics
     assert not np.allclose(predict_proba(net, later, 16), before, atol=1e-3)
+
+
+def test_training_multiplies_the_input_layer_in_bfloat16_where_the_cpu_does_so_natively() -> None:
+    torch.manual_seed(0)
+    net = TimelineNet(TimelineNetConfig(in_channels=64, n_outputs=3, dropout=0.0))
+    x = torch.randn(4, 16, 64)
+    with torch.inference_mode():
+        predicted = net.eval().from_standardized(x)
+    trained = net.train().from_standardized(x)
+    gap = float((trained - predicted).detach().abs().max())
+    if NATIVE_BF16:
+        assert 0 < gap < 0.05  # bfloat16 rounding, no more
+    else:
+        assert gap == 0
+    trained.sum().backward()
+    grad = net.input[0].weight.grad
+    assert grad is not None and grad.dtype == torch.float32 and float(grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("length", [5, 16, 17, 203, 8 * WINDOWS_PER_BATCH + 37])
+def test_predictions_average_each_frames_windows_run_whole_through_the_net(length: int) -> None:
+    """The input layer runs once per frame and windows share it: the same as running every window whole."""
+    torch.manual_seed(0)
+    net = TimelineNet(TimelineNetConfig(in_channels=24, n_outputs=3)).eval()
+    features = np.random.default_rng(length).normal(size=(length, 24)).astype(np.float32)
+    size = min(16, length)
+    total, counts = np.zeros((length, 3)), np.zeros((length, 1))
+    with torch.inference_mode():
+        for start in window_starts(length, size, max(1, size // 2)):
+            window = torch.as_tensor(features[None, start : start + size])
+            total[start : start + size] += torch.sigmoid(net(window))[0].numpy()
+            counts[start : start + size] += 1
+    np.testing.assert_allclose(predict_proba(net, features, 16), total / counts, atol=1e-6)
