@@ -175,7 +175,8 @@ def masked_bce(
 
 def adamw(net: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """The nets' optimizer: AdamW in one fused kernel per step. It is the same update, to float rounding, as
-    the loop over parameters PyTorch picks on CPU, at 5-10% less of a training step (bench_train_step)."""
+    the loop over parameters PyTorch picks on CPU; measured on 2 cores, a time-series step took 5% less and a
+    video epoch about 9% less."""
     return torch.optim.AdamW(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
