@@ -82,9 +82,9 @@ class TimelineNet(nn.Module):
         return x.bfloat16() if NATIVE_BF16 else x
 
     def from_standardized(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_frames(self.frames(x))
+        return self.from_frame_inputs(self.frame_inputs(x))
 
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
+    def frame_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """(..., fc) per-frame inputs of the LSTM from standardized (..., D) features: frame by frame, so
         overlapping windows can share them."""
         if self.training and torch.is_grad_enabled() and NATIVE_BF16:
@@ -93,7 +93,7 @@ class TimelineNet(nn.Module):
             return self.input[1:](first.float())
         return self.input(x)
 
-    def from_frames(self, x: torch.Tensor) -> torch.Tensor:
+    def from_frame_inputs(self, x: torch.Tensor) -> torch.Tensor:
         x, _ = self.lstm(x)  # (B, T, 2H)
         return self.output(x)  # (B, T, L) logits
 
@@ -146,9 +146,9 @@ def predict_proba(net: TimelineNet, features: np.ndarray, sequence_size: int) ->
         batch = starts[first : first + WINDOWS_PER_BATCH]
         # the input layer once per frame of the windows' span, not once per window (half the work)
         span = torch.as_tensor(np.asarray(features[batch[0] : batch[-1] + size]), dtype=torch.float32)
-        frames = net.frames(net.standardize(span))
-        x = torch.stack([frames[s - batch[0] : s - batch[0] + size] for s in batch])
-        probs = torch.sigmoid(net.from_frames(x)).numpy()  # (W, size, L)
+        inputs = net.frame_inputs(net.standardize(span))
+        x = torch.stack([inputs[s - batch[0] : s - batch[0] + size] for s in batch])
+        probs = torch.sigmoid(net.from_frame_inputs(x)).numpy()  # (W, size, L)
         if total is None:
             total = np.zeros((length, probs.shape[2]))
         for start, window in zip(batch, probs, strict=True):
