@@ -1,13 +1,15 @@
 """Speed of one training step (forward, backward, AdamW) on one thread, as trainings run (`TRAIN_THREADS`, 1),
 today's against the first written, in the same process, in alternating rounds:
 - the time-series net: today's training pass (the GRU with its backward written out, the merge at the coarse
-  rate, the fused AdamW) against the net as first written (`fixtures.sequence_reference`: PyTorch's GRU, the
-  merge at the fine rate, PyTorch's default AdamW). A watch-like batch: 16 windows of 512 samples, 6 channels,
-  7 outputs; an epoch on watch is 24 such steps;
+  rate, the fused AdamW, `FastDropout`) against the net as first written (`fixtures.sequence_reference`:
+  PyTorch's GRU, the merge at the fine rate, PyTorch's default AdamW and dropout). A watch-like batch: 16
+  windows of 512 samples, 6 channels, 7 outputs; an epoch on watch is 24 such steps;
+- today's time-series step with PyTorch's dropout against the same with `FastDropout`;
 - the GRU alone against PyTorch's;
 - the video net: today's step (the input layer in bfloat16 where the CPU has it, see `NATIVE_BF16`, on inputs
-  stored so; the fused AdamW; index_select) against float32, the default AdamW and x[batch]. A batch of 32 windows of 16 frames of
-  1280 features, out of 228 (the 8 spliced videos' epoch has 7 such steps).
+  stored so; the fused AdamW; index_select; `FastDropout`) against float32, the default AdamW, x[batch] and
+  PyTorch's dropout. A batch of 32 windows of 16 frames of 1280 features, out of 228 (the 8 spliced videos'
+  epoch has 7 such steps).
 Then the seconds a process's first optimizer takes, in fresh processes, with and without the nets' module
 imported first (torch.optim imports torch._dynamo then, unless the service already has).
 Run: `.venv/bin/python -m bench.bench_train_step [--rounds 5] [--steps 20]`
@@ -27,10 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fixtures.sequence_reference import full_rate_forward
+from utils.temporal.dropout import FastDropout
 from utils.temporal.gru_training import bidirectional_gru
 from utils.temporal.sequence_net import SequenceNet, SequenceNetConfig
 from utils.temporal.timeline_net import TimelineNet, TimelineNetConfig
-from utils.temporal.training import TrainConfig, adamw, masked_bce
+from utils.temporal.training import NetT, TrainConfig, adamw, masked_bce
 
 WINDOWS, SAMPLES, CHANNELS, OUTPUTS = 16, 512, 6, 7
 
@@ -61,12 +64,24 @@ def fused_adamw(net: nn.Module) -> torch.optim.Optimizer:
     return adamw(net, TrainConfig())
 
 
+def with_torch_dropout(net: NetT) -> NetT:
+    """`net` with PyTorch's `nn.Dropout` where it has `FastDropout`, as the nets were first written."""
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, FastDropout):
+                setattr(module, name, nn.Dropout(child.p))
+    return net
+
+
 def step_timer(
-    forward: Callable[[SequenceNet, torch.Tensor], torch.Tensor], optimizer_for: Optimizer
+    forward: Callable[[SequenceNet, torch.Tensor], torch.Tensor],
+    optimizer_for: Optimizer,
+    torch_dropout: bool,
 ) -> Callable[[int], float]:
-    """ms per training step of a fresh net through `forward`."""
+    """ms per training step of a fresh net through `forward` (with PyTorch's dropout, or the net's own)."""
     torch.manual_seed(0)
     net = SequenceNet(SequenceNetConfig(in_channels=CHANNELS, n_outputs=OUTPUTS)).train()
+    net = with_torch_dropout(net) if torch_dropout else net
     optimizer = optimizer_for(net)
     x = torch.randn(WINDOWS, SAMPLES, CHANNELS)
     y = torch.randint(0, OUTPUTS, (WINDOWS, SAMPLES))
@@ -97,6 +112,7 @@ def video_step_timer(today: bool) -> Callable[[int], float]:
     """ms per training step of a fresh video net, today's or as first written."""
     torch.manual_seed(0)
     net = TimelineNet(TimelineNetConfig(in_channels=1280, n_outputs=5)).train()
+    net = net if today else with_torch_dropout(net)
     forward = net.from_standardized if today else float32_forward(net)
     optimizer = fused_adamw(net) if today else default_adamw(net)
     features, y = torch.randn(228, 16, 1280), (torch.rand(228, 16, 5) > 0.8).float()
@@ -153,8 +169,15 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads: 1")
     compare(
         "training step (16 x 512 samples)",
-        step_timer(full_rate_forward, default_adamw),
-        step_timer(lambda net, x: net(x), fused_adamw),
+        step_timer(full_rate_forward, default_adamw, torch_dropout=True),
+        step_timer(lambda net, x: net(x), fused_adamw, torch_dropout=False),
+        args.rounds,
+        args.steps,
+    )
+    compare(
+        "today's training step, PyTorch's dropout against FastDropout",
+        step_timer(lambda net, x: net(x), fused_adamw, torch_dropout=True),
+        step_timer(lambda net, x: net(x), fused_adamw, torch_dropout=False),
         args.rounds,
         args.steps,
     )

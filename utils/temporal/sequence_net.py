@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.temporal.dropout import FastDropout
 from utils.temporal.gru_training import bidirectional_gru
 from utils.temporal.training import (
     NetConfig,
@@ -86,7 +87,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(width, width, kernel_size=5, padding=2 * dilation, dilation=dilation)
         self.norm = nn.GroupNorm(1, width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, T)
         return x + self.drop(F.gelu(self.norm(self.conv(x))))
@@ -123,7 +124,7 @@ class SequenceNet(nn.Module):
         self.gru = nn.GRU(width, width, num_layers=config.num_layers, batch_first=True, bidirectional=True)
         # over [fine, context upsampled to the fine rate], computed at the coarse rate (see `merged`)
         self.merge = nn.Conv1d(3 * width, width, 3, padding=1)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = FastDropout(config.dropout)
         self.head = nn.Conv1d(width, config.n_outputs, 1)
         # (4H, 3, 3), group h = merge output channel h: how each fine phase mixes 3 coarse taps (`merged`)
         phases = torch.stack([_upsampling_weights()[r : r + 3] for r in range(DOWNSAMPLE)])

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from utils.temporal import training
+from utils.temporal.dropout import FastDropout
 from utils.temporal.training import NetConfig, Sequences, TrainConfig, window_starts
 
 # While training, the input layer (1280 -> 128 on every frame of every window, the largest part of a step) runs
@@ -61,7 +62,7 @@ class TimelineNet(nn.Module):
             nn.Linear(config.in_channels, config.fc_size),
             nn.LayerNorm(config.fc_size),
             nn.ReLU(),
-            nn.Dropout(config.dropout),
+            FastDropout(config.dropout),
         )
         self.lstm = nn.LSTM(
             config.fc_size, config.hidden_size, config.num_layers, batch_first=True, bidirectional=True
