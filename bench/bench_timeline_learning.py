@@ -10,8 +10,8 @@ videos, for our training and for a reference-style training on the same features
 Both use the same network (Linear-LayerNorm-ReLU-Dropout-BiLSTM-Linear, hidden 32, 16-frame windows,
 up to 1000 epochs). Features: yolov8n-cls.yaml with BatchNorm calibrated on the videos (offline).
 
-Run: .venv/bin/python -m bench.bench_timeline_learning [--seeds 2] [--ablations] [--patience 10 5]
-(--patience: also ours with another stop rule, to compare with the net's own)
+Run: .venv/bin/python -m bench.bench_timeline_learning [--seeds 2] [--ablations] [--patience 10 5] [--min-gain 0]
+(--patience, --min-gain: also ours with another stop rule, to compare with the net's own)
 """
 
 from __future__ import annotations
@@ -173,6 +173,13 @@ def main() -> None:
     parser.add_argument(
         "--patience", type=int, nargs="*", default=[], help="also ours stopping after this many stale epochs"
     )
+    parser.add_argument(
+        "--min-gain",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also ours counting held-out loss gains from this size (the net's own: 1e-3)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the service trains (TRAIN_THREADS)
 
@@ -190,6 +197,7 @@ def main() -> None:
             "ours, stop on training data": {"stop_on_training_data": True, "f1_threshold": 0.95},
         }
     variants |= {f"ours, patience {p}": {"patience": p} for p in args.patience}
+    variants |= {f"ours, min gain {g:g}": {"min_gain": g} for g in args.min_gain}
     print(f"macro-F1 on {len(test)} held-out videos, mean over {args.seeds} seeds (train seconds)")
     print(f"{'videos':>6} " + " ".join(f"{name:>30}" for name in variants))
     for count in TRAIN_COUNTS:

@@ -1,20 +1,22 @@
 """The timeline net's own behaviour, without videos: its feature standardization across a warm start, its
-windowed predictions, and its training precision."""
+windowed predictions, its training precision, and when its training stops."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from utils.temporal.timeline_net import (
     NATIVE_BF16,
     WINDOWS_PER_BATCH,
     TimelineNet,
     TimelineNetConfig,
+    TimelineTrainConfig,
     predict_proba,
 )
-from utils.temporal.training import window_starts
+from utils.temporal.training import training_loop, window_starts
 
 
 def test_new_feature_statistics_leave_a_trained_nets_predictions_unchanged() -> None:
@@ -64,3 +66,31 @@ def test_predictions_average_each_frames_windows_run_whole_through_the_net(lengt
             total[start : start + size] += torch.sigmoid(net(window))[0].numpy()
             counts[start : start + size] += 1
     np.testing.assert_allclose(predict_proba(net, features, 16), total / counts, atol=1e-6)
+
+
+@pytest.mark.parametrize(("per_epoch", "stops"), [(4e-5, True), (2e-4, False)])
+def test_a_held_out_loss_that_only_creeps_down_stops_the_training_after_its_patience(
+    per_epoch: float, stops: bool
+) -> None:
+    """A loss falling by less than `min_gain` over `patience` epochs (a settled net growing surer) stops the
+    training with the weights of its last counted gain; one falling faster trains on."""
+    net = nn.Linear(1, 1)
+    config = TimelineTrainConfig(epochs=200)
+    losses = iter(0.5 - per_epoch * epoch for epoch in range(1, 201))
+    weights = []
+
+    def train_epoch() -> float:
+        with torch.no_grad():
+            net.weight.add_(1.0)
+        weights.append(float(net.weight.detach()))
+        return 0.0
+
+    def evaluate() -> dict[str, float]:
+        return {"loss": next(losses), "macro_f1": 0.9, "accuracy": 0.9}
+
+    report = training_loop(net, config, train_epoch, evaluate, monitor="loss", minimize=True)
+    if stops:
+        assert report["epochs"] == 1 + config.patience and report["best"]["epoch"] == 1
+        assert float(net.weight.detach()) == weights[0]
+    else:
+        assert report["epochs"] == config.epochs and report["best"]["epoch"] > config.epochs - config.patience
