@@ -77,7 +77,7 @@ def test_a_held_out_loss_that_only_creeps_down_stops_the_training_after_its_pati
     net = nn.Linear(1, 1)
     config = TimelineTrainConfig(epochs=200)
     losses = iter(0.5 - per_epoch * epoch for epoch in range(1, 201))
-    weights = []
+    weights: list[float] = []
 
     def train_epoch() -> float:
         with torch.no_grad():

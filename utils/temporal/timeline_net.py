@@ -48,8 +48,8 @@ class TimelineTrainConfig(TrainConfig):
     # A training stops once its held-out loss fell by less than this over `patience` epochs. Once the held-out
     # frames' labels are settled the loss only creeps down (a few 1e-5 an epoch: the net growing surer of what
     # it already gets right), and when any gain counted, that creep kept some trainings going for 150-200
-    # epochs. Held-out videos' macro-F1 stayed the same (bench_timeline_learning), the longest trainings
-    # halved (bench_fresh_model --burst).
+    # epochs. Held-out videos' macro-F1 stayed the same (bench_timeline_learning), and the longest trainings
+    # ran 40-50% fewer epochs (bench_fresh_model --burst, bench_timeline_learning).
     min_gain: float = 1e-3
     max_pos_weight: float = 3.0  # 20 over-predicted rare labels: bench_timeline_learning --ablations
     max_seconds: float = 600.0
